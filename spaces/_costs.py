@@ -13,7 +13,9 @@ softmax / log_softmax                                 3 per input element
 batch norm (inference), layer/group norm              2 per element (norms: 5)
 avg / max pooling                                     kernel area
 mean / sum / amax                                     1 per input element
-FFT (rfft2 / irfft2)                                  5 n log2 n (n = points)
+FFT (rfft2 / irfft2)                                  5 n log2 n per transform
+                                                      (n = real points of one
+                                                      transform)
 ====================================================  =====================
 
 Counts are for one forward pass in inference mode; matmul/conv use torch's own
@@ -68,9 +70,31 @@ def _pool(*args: Any, out_shape: Any = None, **kwargs: Any) -> int:
     return int(area * _numel(out_shape))
 
 
-def _fft(*args: Any, out_shape: Any = None, **kwargs: Any) -> int:
-    n = _numel(args[0]) if args else 0
-    return int(5 * n * math.log2(max(n, 2)))
+def _fft_counter(real_side: str):
+    """``5 n log2 n`` per transform of ``n`` real points, times the number of transforms.
+
+    ``_fft_r2c(self, dim, ...)`` reads the real signal; ``_fft_c2r(self, dim, ...)`` writes
+    it; ``_fft_c2c`` is complex on both sides. Every other dimension is a batch of
+    independent transforms, so a batch of ``B`` transforms of ``n`` points costs
+    ``B * 5 n log2 n``, not ``5 (B n) log2 (B n)``.
+    """
+
+    def f(*args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        if not args:
+            return 0
+        shape = out_shape if real_side == "out" else args[0]
+        if isinstance(shape, (tuple, list)) and shape and isinstance(shape[0], torch.Size):
+            shape = shape[0]
+        dims = args[1] if len(args) > 1 else kwargs.get("dim", ())
+        if isinstance(dims, int):
+            dims = (dims,)
+        total = _numel(shape)
+        if not total:
+            return 0
+        n = math.prod(shape[d] for d in dims) if dims else total
+        return int(5 * total * math.log2(max(n, 2)))
+
+    return f
 
 
 def _mapping() -> dict[Any, Any]:
@@ -94,8 +118,9 @@ def _mapping() -> dict[Any, Any]:
         table[name] = _pool
     for name in ("mean", "sum", "amax", "_adaptive_avg_pool2d"):
         table[name] = _per_in(1)
-    for name in ("_fft_r2c", "_fft_c2r", "_fft_c2c"):
-        table[name] = _fft
+    table["_fft_r2c"] = _fft_counter("in")
+    table["_fft_c2r"] = _fft_counter("out")
+    table["_fft_c2c"] = _fft_counter("in")
     out = {}
     for name, fn in table.items():
         packet = getattr(aten, name, None)
@@ -126,7 +151,7 @@ def count_flops(model: nn.Module, input_shapes: Sequence[Sequence[int]], batch: 
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device if any(True for _ in model.parameters()) else "cpu"
+        device = next(iter(model.parameters()), torch.empty(0)).device
         xs = _inputs(input_shapes, batch, device)
         counter = FlopCounterMode(display=False, custom_mapping=_MAPPING)
         with counter:
@@ -148,7 +173,7 @@ def measure_latency(
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
+        device = next(iter(model.parameters()), torch.empty(0)).device
         xs = _inputs(input_shapes, batch, device)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         for _ in range(warmup):

@@ -153,12 +153,29 @@ class SearchSpace:
             if self.dense and [e.src for e in node.edges] != list(range(i)):
                 return f"node {i} must read every earlier node once, in order."
             for e in node.edges:
+                if not 0 <= e.src < i:
+                    return f"node {i} reads node {e.src}; it may read only nodes 0..{i - 1}."
                 if e.op not in self.edge_ops:
                     return f"op '{e.op}' is not in space '{self.name}'."
-            if len(node.edges) > 1 and node.combine not in (("sum",) if self.dense else self.combines):
-                return f"combine '{node.combine}' is not in space '{self.name}'."
-        if len(self.inputs) == 2 and spec.input_fusion not in self.input_fusions:
-            return f"input_fusion '{spec.input_fusion}' is not in space '{self.name}'."
+                problem = self.registry.get(e.op).check_knobs(e.knob_dict())
+                if problem:
+                    return problem
+            if len(node.edges) > 1 and not self.dense:
+                if node.combine not in self.combines:
+                    return f"combine '{node.combine}' is not in space '{self.name}'."
+                problem = self.registry.get(node.combine).check_knobs(dict(node.combine_knobs))
+                if problem:
+                    return problem
+            elif node.combine != "sum" or node.combine_knobs:
+                # suggest() always writes 'sum' here (the combine of a one-edge node is
+                # never built); anything else is a second spelling of the same model.
+                what = "one-edge" if len(node.edges) == 1 else "dense"
+                return f"node {i} is a {what} node, so its combine must be 'sum' without knobs."
+        if len(self.inputs) == 2:
+            if spec.input_fusion not in self.input_fusions:
+                return f"input_fusion '{spec.input_fusion}' is not in space '{self.name}'."
+        elif spec.input_fusion is not None:
+            return "input_fusion must be None for a one-input space."
         return None
 
     def _variants(self, op: str) -> int:
@@ -177,7 +194,9 @@ class SearchSpace:
                     combines if self.edges_per_node > 1 else 1
                 )
         if len(self.inputs) == 2:
-            total *= sum(self._variants(o) for o in self.input_fusions)
+            # The input fusion is built with its default knobs (ArchSpec has no field for
+            # fusion knobs), so each fusion op is one choice.
+            total *= len(self.input_fusions)
         return total
 
     def families(self) -> list[str]:
@@ -218,7 +237,7 @@ class SearchSpace:
             edges = []
             for item in items:
                 name, _, src = item.partition("~")
-                if name not in NB201_OPS or not src.isdigit():
+                if name not in NB201_OPS or not (src.isascii() and src.isdigit()):
                     raise ConfigError(
                         f"'{item}' in arch_str is not 'op~src' with op in {list(NB201_OPS)}."
                     )

@@ -119,12 +119,8 @@ class ArchSpec:
         if not _is_int(schema) or schema != SCHEMA_VERSION:
             raise SpecError(f"spec field 'schema' must be {SCHEMA_VERSION}, but got {schema!r}.")
         inputs = data.get("inputs", ["image"])
-        if (
-            not isinstance(inputs, list)
-            or not 1 <= len(inputs) <= 2
-            or any(i not in MODALITIES for i in inputs)
-            or inputs[0] != "image"
-        ):
+        # The first input is always the image; a second one, if any, is the vector.
+        if not isinstance(inputs, list) or inputs not in (["image"], ["image", "vector"]):
             raise SpecError(
                 "spec field 'inputs' must be [\"image\"] or [\"image\", \"vector\"], "
                 f"but got {inputs!r}."

@@ -81,7 +81,7 @@ class MuLayer(nn.Module):
 
 
 @register_op("mu_layer", family="higher_order", knobs={"rank": (4, 2)}, near_identity=True,
-             description="Mu-layer: a + a * a * lowrank(a)")
+             description="Mu-layer: a + alpha a * lowrank(a)")
 def mu_layer(C: int, stride: int = 1, *, rank: int = 4) -> nn.Module:
     check_stride(stride)
     return MuLayer(C, stride, rank)

@@ -42,13 +42,17 @@ def partial_conv(C: int, stride: int = 1) -> nn.Module:
 
 
 class SoftMask(nn.Module):
-    """Learned soft mask ``x * 2 sigmoid(m(x))`` with ``m`` a depth-wise conv that starts at zero."""
+    """Learned soft mask ``x * 2 sigmoid(m(x))`` with ``m`` a depth-wise conv that starts at zero.
+
+    At init the mask is exactly 1, so the op returns its (reduced) input unchanged; ``m``
+    still receives a gradient (``d out / d m = x * 2 sigmoid'(0)``), so the mask learns.
+    """
 
     def __init__(self, C: int, stride: int, kernel: int) -> None:
         super().__init__()
         self.pre = reduce_prefix(stride)
         self.m = dw(C, kernel, bias=True)
-        nn.init.normal_(self.m.weight, std=1e-2)
+        nn.init.zeros_(self.m.weight)
         nn.init.zeros_(self.m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +61,7 @@ class SoftMask(nn.Module):
 
 
 @register_op("soft_mask", family="masking", knobs={"kernel": (3, 5)}, near_identity=True,
-             description="learned soft spatial mask x * sigmoid(m(x))")
+             description="learned soft spatial mask x * 2 sigmoid(m(x))")
 def soft_mask(C: int, stride: int = 1, *, kernel: int = 3) -> nn.Module:
     check_stride(stride)
     return SoftMask(C, stride, kernel)
