@@ -1,0 +1,183 @@
+"""Typed configuration of a search; the CLI and YAML files both produce a :class:`SearchConfig`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hadanas.exceptions import ConfigError, close_matches
+
+__all__ = ["SearchConfig", "OBJECTIVES", "SAMPLERS", "load_yaml_config"]
+
+#: objective name -> Optuna direction.
+OBJECTIVES: dict[str, str] = {
+    "accuracy": "maximize",
+    "flops": "minimize",
+    "params": "minimize",
+    "latency": "minimize",
+}
+SAMPLERS = ("nsga2", "tpe", "random")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search needs. Every field is also a YAML key and a ``--flag``."""
+
+    space: str = "full"
+    dataset: str = "digits"
+    trials: int = 36
+    epochs: int = 4
+    objectives: tuple[str, ...] = ("accuracy", "flops")
+    sampler: str = "nsga2"
+    seed: int = 0
+    storage: str = "sqlite:///hadanas.db"
+    study: str | None = None
+    ray_address: str | None = None
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    out: str = "hadanas-out"
+    artifacts: str | None = None
+    max_flops: float | None = None
+    max_params: float | None = None
+    max_retries: int = 2
+    resume: bool = False
+    subset: int | None = None
+    batch_size: int = 128
+    lr: float = 3e-3
+    precision: str = "32-true"
+    population: int | None = None
+    latency_batch: int = 1
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.objectives, str):
+            self.objectives = tuple(o.strip() for o in self.objectives.split(",") if o.strip())
+        else:
+            self.objectives = tuple(self.objectives)
+        self.validate()
+
+    def validate(self) -> None:
+        def positive_int(name: str, lo: int = 1, hi: int | None = None) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
+                rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+                raise ConfigError(f"'{name}' must be an integer {rng}, but got {v!r}.")
+
+        positive_int("trials", 1, 1_000_000)
+        positive_int("epochs", 1, 10_000)
+        positive_int("max_concurrent", 1, 4096)
+        positive_int("max_retries", 0, 100)
+        positive_int("batch_size", 1, 1 << 20)
+        positive_int("latency_batch", 1, 1 << 16)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"'seed' must be a non-negative integer, but got {self.seed!r}.")
+        if not isinstance(self.data_seed, int) or isinstance(self.data_seed, bool) or self.data_seed < 0:
+            raise ConfigError(f"'data_seed' must be a non-negative integer, but got {self.data_seed!r}.")
+        if not self.objectives:
+            raise ConfigError(
+                f"'objectives' needs at least one of {', '.join(OBJECTIVES)}, e.g. accuracy,flops."
+            )
+        for o in self.objectives:
+            if o not in OBJECTIVES:
+                raise ConfigError(
+                    f"unknown objective '{o}'; valid objectives: {', '.join(OBJECTIVES)}."
+                    + close_matches(o, OBJECTIVES)
+                )
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ConfigError(f"'objectives' lists an objective twice: {','.join(self.objectives)}.")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(
+                f"'sampler' must be one of {', '.join(SAMPLERS)}, but got {self.sampler!r}."
+                + close_matches(str(self.sampler), SAMPLERS)
+            )
+        for name in ("cpus_per_trial", "gpus_per_trial"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"'{name}' must be a number >= 0, but got {v!r}.")
+        if self.cpus_per_trial <= 0 and self.gpus_per_trial <= 0:
+            raise ConfigError("a trial needs some resources: set cpus_per_trial or gpus_per_trial > 0.")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise ConfigError(
+                f"'gpus_per_trial' above 1 must be a whole number, but got {self.gpus_per_trial}."
+            )
+        for name in ("max_flops", "max_params"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
+                raise ConfigError(f"'{name}' must be a positive number, but got {v!r}.")
+        if not isinstance(self.lr, (int, float)) or not 0 < self.lr < 10:
+            raise ConfigError(f"'lr' must be a number in (0, 10), but got {self.lr!r}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"'precision' must be one of {', '.join(PRECISIONS)}, but got {self.precision!r}."
+            )
+        if self.subset is not None:
+            positive_int("subset", 30)
+        if self.population is not None:
+            positive_int("population", 2, 10_000)
+        if not isinstance(self.storage, str) or "://" not in self.storage:
+            raise ConfigError(
+                f"'storage' must be a database URL such as sqlite:///hadanas.db or "
+                f"postgresql+psycopg://user@host/db, but got {self.storage!r}."
+            )
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o] for o in self.objectives]
+
+    def replace(self, **changes: Any) -> SearchConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["objectives"] = list(self.objectives)
+        return d
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, data: Any, base: SearchConfig | None = None, source: str = "config") -> SearchConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source} must be a mapping of keys to values, but got {type(data).__name__}.")
+        keys = cls.keys()
+        changes = {}
+        for k, v in data.items():
+            key = str(k).replace("-", "_")
+            if key not in keys:
+                raise ConfigError(
+                    f"{source}: unknown key '{k}'." + close_matches(key, keys)
+                    + f" Valid keys: {', '.join(keys)}."
+                )
+            changes[key] = v
+        try:
+            return dataclasses.replace(base or cls(), **changes)
+        except TypeError as exc:  # pragma: no cover - replace only fails on unknown keys
+            raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_yaml_config(path: str | Path, base: SearchConfig | None = None) -> SearchConfig:
+    """Read a YAML file whose keys are :class:`SearchConfig` fields."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file '{path}' cannot be read as UTF-8 text: {exc}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        msg = " ".join(str(exc).split())
+        raise ConfigError(f"config file '{path}' is not valid YAML: {msg[:200]}") from None
+    if data is None:
+        data = {}
+    return SearchConfig.from_mapping(data, base, source=f"config file '{path}'")
+
+

@@ -1,0 +1,479 @@
+"""Run a search: Optuna proposes, Ray trains, the RDB store records.
+
+The driver owns the study (ask/tell); a pool of long-lived Ray actors trains the specs,
+so data and imports are paid once per actor, not once per trial. Every state change is
+written to the store as it happens, so a killed driver loses nothing that finished.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import FrozenTrial, TrialState
+
+import hadanas
+from hadanas._logging import get_logger
+from hadanas.config import SearchConfig
+from hadanas.exceptions import ConfigError, StoreError
+from hadanas.search._objectives import format_value, objective_values
+from hadanas.search._pareto import pareto_mask, to_minimization
+from hadanas.search._store import default_artifact_dir, mask_url, open_storage
+from hadanas.spaces import ArchSpec, SearchSpace, build_model, count_flops, count_params, get_space
+
+__all__ = ["run_search", "SearchResult", "front_trials", "make_sampler"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class SearchResult:
+    study_name: str
+    storage: str
+    completed: int
+    failed: int
+    front: list[FrozenTrial]
+    best_accuracy: float | None
+    wall_time_s: float
+    objectives: tuple[str, ...]
+    report: Path | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _constraints(trial: FrozenTrial) -> list[float]:
+    return list(trial.user_attrs.get("constraints", [0.0]))
+
+
+def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+    constrained = config.max_flops is not None or config.max_params is not None
+    cf = _constraints if constrained else None
+    if config.sampler == "nsga2":
+        pop = config.population or max(8, min(50, config.trials // 4))
+        return optuna.samplers.NSGAIISampler(population_size=pop, seed=config.seed, constraints_func=cf)
+    if config.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=config.seed, constraints_func=cf, multivariate=True,
+                                          n_startup_trials=min(10, max(2, config.trials // 4)))
+    return optuna.samplers.RandomSampler(seed=config.seed)
+
+
+def feasible_complete(study: optuna.Study) -> list[FrozenTrial]:
+    return [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("status") != "infeasible" and t.values is not None
+        and all(math.isfinite(v) for v in t.values)
+    ]
+
+
+def front_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The feasible, completed, non-dominated trials of ``study``, by trial number."""
+    trials = feasible_complete(study)
+    if not trials:
+        return []
+    directions = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+                  for d in study.directions]
+    mask = pareto_mask(to_minimization(np.array([t.values for t in trials]), directions))
+    return [t for t, m in zip(trials, mask) if m]
+
+
+class _Pool:
+    """Long-lived Ray actors, one per concurrent slot."""
+
+    def __init__(self, config: SearchConfig, n: int) -> None:
+        import ray
+
+        from hadanas.search._worker import TrialWorker
+
+        self.ray = ray
+        self.config = config
+        self.cls = ray.remote(TrialWorker).options(
+            num_cpus=config.cpus_per_trial,
+            num_gpus=config.gpus_per_trial,
+            max_restarts=0,
+        )
+        train = {
+            "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+            "precision": config.precision,
+            "accelerator": "gpu" if config.gpus_per_trial > 0 else "cpu",
+        }
+        threads = max(1, int(config.cpus_per_trial))
+        self.args = (config.dataset, config.subset, config.data_seed, train, threads)
+        self.idle = [self.cls.remote(*self.args) for _ in range(n)]
+
+    def replace(self, dead: Any) -> None:
+        try:
+            self.ray.kill(dead, no_restart=True)
+        except Exception:  # already gone
+            pass
+        self.idle.append(self.cls.remote(*self.args))
+
+    def shutdown(self, actors: list[Any]) -> None:
+        for a in actors:
+            try:
+                self.ray.kill(a, no_restart=True)
+            except Exception:
+                pass
+
+
+def _init_ray(config: SearchConfig) -> bool:
+    """Start or attach to Ray; return True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
+                              "log_to_driver": True}
+    if config.ray_address:
+        token = Path.home() / ".ray" / "auth_token"
+        if token.exists():
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        try:
+            ray.init(address=config.ray_address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"cannot attach to the Ray cluster at '{config.ray_address}': {msg}") from None
+    else:
+        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    return True
+
+
+def _slots(config: SearchConfig) -> int:
+    import ray
+
+    res = ray.cluster_resources()
+    n = config.max_concurrent
+    if config.cpus_per_trial > 0:
+        n = min(n, int(res.get("CPU", 0) // config.cpus_per_trial))
+    if config.gpus_per_trial > 0:
+        n = min(n, int(res.get("GPU", 0) // config.gpus_per_trial))
+    if n < 1:
+        raise ConfigError(
+            f"the Ray cluster ({res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs) cannot fit one "
+            f"trial of {config.cpus_per_trial:g} CPUs and {config.gpus_per_trial:g} GPUs."
+        )
+    if n < config.max_concurrent:
+        log.info("running %d trials at once (the cluster fits %d of %g CPU / %g GPU each)",
+                 n, n, config.cpus_per_trial, config.gpus_per_trial)
+    return n
+
+
+def _open_study(config: SearchConfig, storage: Any) -> optuna.Study:
+    from datetime import datetime, timezone
+
+    names = {s.study_name: s for s in storage.get_all_studies()}
+    name = config.study
+    if config.resume and name is None:
+        if not names:
+            raise StoreError("--resume found no study in the store. Start one with 'hadanas search'.")
+        name = max(names.values(), key=lambda s: s._study_id).study_name
+    if config.resume and name not in names:
+        raise StoreError(f"--resume: no study named '{name}' in the store.")
+    if name is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = f"{config.space}-{config.dataset}-{stamp}"
+        i = 1
+        while name in names:
+            i += 1
+            name = f"{config.space}-{config.dataset}-{stamp}-{i}"
+    if name in names:
+        existing = names[name]
+        attrs = existing.user_attrs
+        if attrs.get("objectives") and list(attrs["objectives"]) != list(config.objectives):
+            raise ConfigError(
+                f"study '{name}' optimises {','.join(attrs['objectives'])}, not "
+                f"{','.join(config.objectives)}; pass the same --objectives or a new --study."
+            )
+        for key in ("space", "dataset"):
+            if attrs.get(key) and attrs[key] != getattr(config, key):
+                raise ConfigError(
+                    f"study '{name}' searches {key} '{attrs[key]}', not '{getattr(config, key)}'; "
+                    f"pass --{key} {attrs[key]} or a new --study."
+                )
+    study = optuna.create_study(
+        storage=storage, study_name=name, directions=config.directions,
+        sampler=make_sampler(config), load_if_exists=True,
+    )
+    if "hadanas_version" not in study.user_attrs:
+        art = Path(config.artifacts).resolve() if config.artifacts else default_artifact_dir(config.storage)
+        cfg = config.to_dict()
+        cfg["storage"] = mask_url(config.storage)
+        for k, v in {
+            "hadanas_version": hadanas.__version__,
+            "space": config.space,
+            "dataset": config.dataset,
+            "objectives": list(config.objectives),
+            "config": cfg,
+            "artifact_dir": str(art),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }.items():
+            study.set_user_attr(k, v)
+    return study
+
+
+def _reconcile_stale(study: optuna.Study) -> int:
+    """Mark trials left RUNNING/WAITING by a dead driver as FAIL and queue their specs again."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
+                                           "the search driver stopped before the trial finished")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
+                                                      "attempt": int(t.user_attrs.get("attempt", 0)) + 1})
+        n += 1
+    return n
+
+
+def run_search(config: SearchConfig, space: SearchSpace | None = None) -> SearchResult:
+    """Run (or resume) the search described by ``config``; return the stored outcome."""
+    t_start = time.perf_counter()
+    space = space or get_space(config.space)
+    if space.inputs != ("image",) and config.dataset == "digits":
+        raise ConfigError(
+            f"space '{space.name}' takes inputs {list(space.inputs)}, but dataset 'digits' has one "
+            "image input; use a two-view dataset or another space."
+        )
+    from hadanas.trainers import load_dataset
+
+    data = load_dataset(config.dataset, config.data_seed, config.subset)  # validates early
+    if list(data.modalities) != list(space.inputs):
+        raise ConfigError(
+            f"dataset '{config.dataset}' has inputs {list(data.modalities)}, but space "
+            f"'{space.name}' takes {list(space.inputs)}."
+        )
+    storage = open_storage(config.storage)
+    study = _open_study(config, storage)
+    art_dir = Path(study.user_attrs["artifact_dir"])
+    art_dir.mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(str(art_dir))
+    if config.resume:
+        n = _reconcile_stale(study)
+        if n:
+            log.info("resume: %d unfinished trial(s) marked failed and queued again", n)
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    by_fp: dict[str, FrozenTrial] = {}
+    for t in done:
+        fp = t.user_attrs.get("fingerprint")
+        if fp and t.user_attrs.get("status") in ("trained", "stopped_early"):
+            by_fp.setdefault(fp, t)
+    target = config.trials
+    n_complete = len(done)
+    if n_complete >= target:
+        log.info("study '%s' already has %d completed trials (asked for %d)", study.study_name,
+                 n_complete, target)
+        return _finish(config, study, t_start, stats={"trained": 0})
+    log.info("study '%s' in %s: %d/%d trials done; space '%s' (%s architectures), dataset '%s', "
+             "objectives %s", study.study_name, mask_url(config.storage), n_complete, target,
+             space.name, f"{space.size():.3g}", config.dataset, ",".join(config.objectives))
+
+    started_ray = _init_ray(config)
+    pool = _Pool(config, _slots(config))
+    all_actors = list(pool.idle)
+    import ray
+    from ray.exceptions import RayActorError, WorkerCrashedError
+
+    need_latency = "latency" in config.objectives
+    cost_cache: dict[str, tuple[int, int]] = {}
+    pending: dict[Any, tuple[optuna.Trial, Any, ArchSpec, str]] = {}
+    inflight_fp: dict[str, Any] = {}
+    waiting_dups: dict[str, list[optuna.Trial]] = {}
+    stats = {"trained": 0, "duplicates": 0, "infeasible": 0, "failed": 0, "retried": 0}
+    asked = 0
+    max_asks = 4 * target + 20  # guards against an endless stream of failures
+
+    def progress(trial: optuna.Trial | FrozenTrial, status: str, values: list[float] | None) -> None:
+        front = front_trials(study)
+        accs = [t.user_attrs.get("val_accuracy") for t in feasible_complete(study)]
+        best = max((a for a in accs if a is not None), default=None)
+        vals = ""
+        if values is not None:
+            vals = " ".join(f"{o} {format_value(o, v)}" for o, v in zip(config.objectives, values))
+        log.info("[%*d/%d] trial %d %s %s | best acc %s | front %d", len(str(target)),
+                 n_complete, target, trial.number, status, vals,
+                 f"{best:.4f}" if best is not None else "-", len(front))
+
+    def tell_complete(trial: optuna.Trial, attrs: dict[str, Any], status: str) -> list[float]:
+        nonlocal n_complete
+        attrs = {**attrs, "status": status}
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        values = objective_values({**trial.user_attrs, **attrs}, config.objectives)
+        study.tell(trial, values)
+        n_complete += 1
+        progress(trial, status, values)
+        return values
+
+    def static(spec: ArchSpec) -> tuple[int, int]:
+        fp = spec.fingerprint()
+        if fp not in cost_cache:
+            model = build_model(spec, data.input_shapes, data.num_classes)
+            cost_cache[fp] = (count_params(model), count_flops(model, data.input_shapes))
+        return cost_cache[fp]
+
+    def launch() -> bool:
+        """Ask for one trial and start, answer or record it. False when nothing more to ask."""
+        nonlocal asked
+        if asked >= max_asks:
+            return False
+        asked += 1
+        trial = study.ask()
+        attempt = int(trial.user_attrs.get("attempt", 0))
+        try:
+            spec = space.suggest(trial)
+            params, flops = static(spec)
+        except Exception as exc:  # an op that cannot even be built: record, go on
+            trial.set_user_attr("fail_reason", f"building the model failed: {type(exc).__name__}: {exc}")
+            study.tell(trial, state=TrialState.FAIL)
+            stats["failed"] += 1
+            return True
+        fp = spec.fingerprint()
+        violations = []
+        if config.max_flops is not None:
+            violations.append(float(flops - config.max_flops))
+        if config.max_params is not None:
+            violations.append(float(params - config.max_params))
+        base = {"spec": spec.to_dict(), "fingerprint": fp, "params": params, "flops": flops,
+                "constraints": violations or [0.0], "summary": spec.summary()}
+        if any(v > 0 for v in violations):
+            stats["infeasible"] += 1
+            tell_complete(trial, {**base, "val_accuracy": 0.0, "epochs": 0,
+                                  "latency_ms": float("inf") if need_latency else None}, "infeasible")
+            return True
+        if fp in by_fp:
+            src = by_fp[fp]
+            stats["duplicates"] += 1
+            copied = {k: src.user_attrs.get(k) for k in (
+                "val_accuracy", "history", "epochs", "latency_ms", "weights_artifact", "device",
+                "node_id", "wall_time_s")}
+            tell_complete(trial, {**base, **copied, "duplicate_of": src.number}, "duplicate")
+            return True
+        if fp in inflight_fp:
+            for k, v in base.items():
+                trial.set_user_attr(k, v)
+            waiting_dups.setdefault(fp, []).append(trial)
+            return True
+        for k, v in base.items():
+            trial.set_user_attr(k, v)
+        trial.set_user_attr("attempt", attempt)
+        worker = pool.idle.pop()
+        job = {"spec": spec.to_dict(), "seed": config.seed * 100003 + trial.number,
+               "latency": need_latency, "latency_batch": config.latency_batch}
+        ref = worker.run.remote(job)
+        pending[ref] = (trial, worker, spec, fp)
+        inflight_fp[fp] = ref
+        return True
+
+    def in_flight() -> int:
+        return len(pending) + sum(len(v) for v in waiting_dups.values())
+
+    try:
+        while True:
+            while pool.idle and n_complete + in_flight() < target:
+                if not launch():
+                    break
+            if not pending:
+                if waiting_dups:  # cannot happen: a waiting duplicate always has a pending twin
+                    raise RuntimeError("duplicate waiting on no trial")
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            trial, worker, spec, fp = pending.pop(ref)
+            inflight_fp.pop(fp, None)
+            try:
+                out = ray.get(ref)
+                pool.idle.append(worker)
+            except (RayActorError, WorkerCrashedError) as exc:
+                out = {"state": "died", "reason": f"the trial's worker died ({type(exc).__name__})"}
+                pool.replace(worker)
+                all_actors.append(pool.idle[-1])
+            dups = waiting_dups.pop(fp, [])
+            if out["state"] == "complete":
+                aid = _store_weights(store, study, trial, out.pop("weights"))
+                status = "stopped_early" if out.get("stopped_early") else "trained"
+                attrs = {k: out.get(k) for k in ("val_accuracy", "history", "epochs", "wall_time_s",
+                                                 "device", "latency_ms", "node_id")}
+                attrs["weights_artifact"] = aid
+                tell_complete(trial, attrs, status)
+                stats["trained"] += 1
+                by_fp[fp] = study._storage.get_trial(trial._trial_id)
+                for d in dups:
+                    stats["duplicates"] += 1
+                    tell_complete(d, {**attrs, "duplicate_of": trial.number}, "duplicate")
+                continue
+            # failed or died
+            trial.set_user_attr("fail_reason", out["reason"])
+            if out.get("node_id"):
+                trial.set_user_attr("node_id", out["node_id"])
+            study.tell(trial, state=TrialState.FAIL)
+            stats["failed"] += 1
+            log.warning("trial %d failed: %s", trial.number, out["reason"])
+            attempt = int(trial.user_attrs.get("attempt", 0))
+            if out["state"] == "died" and attempt < config.max_retries:
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number,
+                                                              "attempt": attempt + 1})
+                stats["retried"] += 1
+                log.info("trial %d queued again (attempt %d of %d)", trial.number, attempt + 2,
+                         config.max_retries + 1)
+            for d in dups:  # the twin failed: those get their own chance
+                study.tell(d, state=TrialState.FAIL)
+                study.enqueue_trial(d.params)
+    except BaseException:
+        for trial, *_ in pending.values():
+            _fail_quietly(study, trial, "the search was interrupted")
+        for ds in waiting_dups.values():
+            for d in ds:
+                _fail_quietly(study, d, "the search was interrupted")
+        raise
+    finally:
+        pool.shutdown(all_actors)
+        if started_ray:
+            ray.shutdown()
+    return _finish(config, study, t_start, stats)
+
+
+def _fail_quietly(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    try:
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+    except Exception:  # the store itself may be what failed
+        pass
+
+
+def _store_weights(store: FileSystemArtifactStore, study: optuna.Study, trial: optuna.Trial,
+                   blob: bytes) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"trial-{trial.number}.safetensors")
+        with open(path, "wb") as f:
+            f.write(blob)
+        return upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial,
+                               storage=study._storage, mimetype="application/octet-stream")
+
+
+def _finish(config: SearchConfig, study: optuna.Study, t_start: float,
+            stats: dict[str, Any]) -> SearchResult:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    front = front_trials(study)
+    accs = [t.user_attrs.get("val_accuracy") for t in feasible_complete(study)]
+    best = max((a for a in accs if a is not None), default=None)
+    return SearchResult(
+        study_name=study.study_name,
+        storage=config.storage,
+        completed=len(complete),
+        failed=len(failed),
+        front=sorted(front, key=lambda t: t.number),
+        best_accuracy=best,
+        wall_time_s=time.perf_counter() - t_start,
+        objectives=tuple(config.objectives),
+        stats=stats,
+    )
+
+

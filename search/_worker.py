@@ -1,0 +1,83 @@
+"""The Ray actor that trains trials. One per concurrent slot; data is loaded once per actor."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+__all__ = ["TrialWorker", "run_job"]
+
+
+class TrialWorker:
+    """Trains specs on one dataset. Wrapped with ``ray.remote`` by the runner."""
+
+    def __init__(self, dataset: str, subset: int | None, data_seed: int, train: dict[str, Any],
+                 threads: int) -> None:
+        import torch
+
+        from hadanas.trainers import TrainConfig, load_dataset, quiet_lightning
+
+        torch.set_num_threads(max(1, threads))
+        quiet_lightning()
+        self.train = TrainConfig(**train)
+        self.data = load_dataset(dataset, data_seed, subset)
+
+    def info(self) -> dict[str, Any]:
+        import ray
+
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        return run_job(job, self.data, self.train)
+
+
+def run_job(job: dict[str, Any], data: Any, train: Any) -> dict[str, Any]:
+    """Train ``job['spec']``; return values and weights, or ``{'state': 'fail', 'reason': ...}``."""
+    import torch
+    from safetensors.torch import save as save_safetensors
+
+    from hadanas.exceptions import TrialFailed
+    from hadanas.spaces import ArchSpec, build_model, measure_latency
+    from hadanas.trainers import fit_spec
+
+    info: dict[str, Any] = {"pid": os.getpid()}
+    try:
+        import ray
+
+        if ray.is_initialized():
+            info["node_id"] = ray.get_runtime_context().get_node_id()
+    except Exception:  # pragma: no cover - outside Ray
+        pass
+    spec = ArchSpec.from_dict(job["spec"])
+    try:
+        res = fit_spec(spec, data, train, seed=int(job["seed"]))
+    except TrialFailed as exc:
+        return {"state": "fail", "reason": str(exc), **info}
+    except torch.cuda.OutOfMemoryError as exc:  # type: ignore[attr-defined]
+        return {"state": "fail", "reason": f"out of memory: {str(exc).splitlines()[0]}", **info}
+    except MemoryError:
+        return {"state": "fail", "reason": "out of memory", **info}
+    except Exception as exc:
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{os.path.basename(last.filename)}:{last.lineno}"
+        return {"state": "fail", "reason": f"{type(exc).__name__}: {exc} (at {where})", **info}
+    latency = None
+    if job.get("latency"):
+        model = build_model(spec, data.input_shapes, data.num_classes)
+        model.load_state_dict(res.state_dict)
+        if res.device != "cpu" and torch.cuda.is_available():
+            model = model.to(res.device)
+        latency = measure_latency(model, data.input_shapes, batch=int(job.get("latency_batch", 1)))
+    return {
+        "state": "complete",
+        "val_accuracy": res.val_accuracy,
+        "history": res.history,
+        "epochs": res.epochs,
+        "stopped_early": res.stopped_early,
+        "wall_time_s": res.wall_s,
+        "device": res.device,
+        "latency_ms": latency,
+        "weights": save_safetensors(res.state_dict),
+        **info,
+    }
