@@ -1,0 +1,100 @@
+"""build_model: shapes, bit-for-bit determinism, a model using every registered op."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hadanas.exceptions import SpecError
+from hadanas.spaces import ArchSpec, build_model, get_space, list_ops, list_spaces
+
+IMAGE = (3, 9, 9)  # odd: 9 -> 5 -> 3 through the reductions
+VECTOR = (5,)
+
+
+def _shapes(spec: ArchSpec) -> list[tuple[int, ...]]:
+    return [IMAGE, VECTOR] if len(spec.inputs) == 2 else [IMAGE]
+
+
+def _inputs(spec: ArchSpec, batch: int = 2) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(123)
+    return [torch.randn(batch, *s, generator=gen) for s in _shapes(spec)]
+
+
+def _build(spec: ArchSpec, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(spec, _shapes(spec), 10).train()
+
+
+def _assert_deterministic(spec: ArchSpec) -> None:
+    """Same seed and spec: bit-identical weights and output. Another seed: another output."""
+    xs = _inputs(spec)
+    a, b, c = _build(spec, 0), _build(spec, 0), _build(spec, 1)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    ya, yb, yc = a(*xs), b(*xs), c(*xs)
+    assert ya.shape == (2, 10) and torch.isfinite(ya).all()
+    assert torch.equal(ya, yb)
+    assert not torch.equal(ya, yc)
+
+
+@pytest.mark.parametrize("space_name", list_spaces())
+def test_build_is_deterministic_for_samples_of_every_space(space_name):
+    _assert_deterministic(get_space(space_name).sample(0))
+
+
+def _every_op_spec(two_inputs: bool) -> ArchSpec:
+    """One cell that uses every registered unary op on an edge and every binary op as a
+    combine (default knobs): node k+1 folds op(node k) and op(cell input)."""
+    unary, binary = list_ops(arity=1), list_ops(arity=2)
+    cell = []
+    for k in range(max((len(unary) + 1) // 2, len(binary))):
+        edges = [
+            {"src": k, "op": unary[(2 * k) % len(unary)]},
+            {"src": 0, "op": unary[(2 * k + 1) % len(unary)]},
+        ]
+        cell.append({"combine": binary[k % len(binary)], "edges": edges})
+    data = {"stages": [8, 16], "cells_per_stage": 1, "cell": cell}
+    if two_inputs:
+        data.update(inputs=["image", "vector"], input_fusion=binary[-1])
+    return ArchSpec.from_dict(data)
+
+
+@pytest.mark.parametrize("two_inputs", [False, True], ids=["image", "image+vector"])
+def test_model_with_every_op(two_inputs):
+    """Every registered op in one model: deterministic, finite, and every parameter learns."""
+    spec = _every_op_spec(two_inputs)
+    assert set(spec.ops()) == set(list_ops())
+    _assert_deterministic(spec)
+    model = _build(spec, 0)
+    model(*_inputs(spec)).logsumexp(1).mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_two_input_model_needs_the_vector():
+    spec = get_space("fusion").sample(0)
+    model = _build(spec, 0)
+    with pytest.raises(ValueError, match="two inputs"):
+        model(_inputs(spec)[0])
+
+
+@pytest.mark.parametrize(
+    "shapes,num_classes,fragment",
+    [
+        ([IMAGE], 1, "num_classes"),
+        ([IMAGE, VECTOR], 10, "1 input"),
+        ([(9, 9)], 10, "(C, H, W)"),
+    ],
+    ids=["classes", "count", "image-dims"],
+)
+def test_build_model_rejects_bad_arguments(shapes, num_classes, fragment):
+    with pytest.raises(SpecError) as info:
+        build_model(get_space("full").sample(0), shapes, num_classes)
+    assert fragment in str(info.value)
+
+
+def test_vector_shape_is_checked():
+    with pytest.raises(SpecError, match=r"\(D,\)"):
+        build_model(get_space("fusion").sample(0), [IMAGE, (5, 2)], 10)
