@@ -164,7 +164,10 @@ class ArchSpec:
                     )
             edges_raw = raw.get("edges")
             if not isinstance(edges_raw, list) or not 1 <= len(edges_raw) <= MAX_NODES:
-                raise SpecError(f"spec field '{where}.edges' must be a non-empty list of edges.")
+                raise SpecError(
+                    f"spec field '{where}.edges' must be a non-empty list of at most "
+                    f"{MAX_NODES} edges, but got {_short(edges_raw)}."
+                )
             combine = _op_name(raw.get("combine", "sum"), f"{where}.combine", reg, arity=2)
             ck = _knob_map(raw.get("combine_knobs", {}), f"{where}.combine_knobs", reg, combine)
             edges = []

@@ -11,8 +11,10 @@ from collections.abc import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from hadanas.spaces import create_op, default_registry
 from hadanas.spaces.ops._common import hmul, reduce_prefix
 
 C = 8
@@ -277,7 +279,84 @@ def test_near_identity_at_init(near_identity_case, stride):
 
 def test_near_identity_checks_cover_only_flagged_ops():
     """A check for an op that is not (or no longer) flagged near-identity is stale."""
-    from hadanas.spaces import default_registry
-
     flagged = {i.name for i in default_registry.infos() if i.near_identity}
     assert set(NEAR_IDENTITY_CHECKS) <= flagged
+
+
+# --- what individual docstrings promise ------------------------------------------------
+
+
+@pytest.mark.parametrize("hw", [(5, 9), (7, 7), (1, 3)], ids=["5x9", "7x7", "1x3"])
+def test_hyena_fft_equals_direct_long_convolution(hw):
+    """Hyena's zero-padded FFT is the linear (not circular), centred depth-wise convolution
+    ``y[i, j] = sum u[i', j'] h[i - i' + H - 1, j - j' + W - 1]``, here computed with
+    ``conv2d`` on the flipped filter; float32 FFT round-off is ~1e-7 relative."""
+    H, W = hw
+    torch.manual_seed(0)
+    op = create_op("hyena", C).eval()
+    with torch.no_grad():
+        op.decay.fill_(-2.0)  # a wide filter, so far positions matter
+        x = _randn(2, C, H, W, seed=1)
+        v, g1, g2 = op.proj(x).chunk(3, dim=1)
+        u = op.norm(g1) * v
+        filt = op._filter(H, W, x.device)  # (C, 2H-1, 2W-1)
+        y = F.conv2d(u, filt.flip(-1, -2)[:, None], padding=(H - 1, W - 1), groups=C)
+        ref = op.out(torch.sigmoid(g2) * y)
+        out = op(x)
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-5
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("window", default_registry.get("aft_conv").knobs["window"])
+def test_aft_conv_starts_as_aft_simple(window, stride):
+    """AFT-conv's position biases start at zero, so with the same Q/K/V and output weights
+    it computes AFT-simple (float32 round-off apart)."""
+    torch.manual_seed(0)
+    conv = create_op("aft_conv", C, stride, window=window).train()
+    simple = create_op("aft_simple", C, stride).train()
+    simple.load_state_dict({k: v for k, v in conv.state_dict().items() if k != "w"})
+    x = _randn(2, C, 5, 9, seed=1)
+    with torch.no_grad():
+        a, b = conv(x), simple(x)
+    assert ((a - b).norm() / b.norm()).item() < 1e-5
+
+
+def test_aft_conv_matches_its_definition():
+    """AFT-conv (Zhai et al., 2021, eq. 6) with random position biases, against a direct
+    double loop over positions: ``Y_t = sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' /
+    sum_t' exp(K_t' + w_tt')``, ``w_tt'`` the learned bias inside the window, 0 outside."""
+    torch.manual_seed(0)
+    op = create_op("aft_conv", C, window=3).eval()
+    with torch.no_grad():
+        op.w.normal_(std=0.5)
+        x = _randn(1, C, 4, 5, seed=1)
+        q, k, v = op.qkv(x).chunk(3, dim=1)
+        H, W, p = 4, 5, 1
+        mix = torch.zeros_like(v)
+        for i in range(H):
+            for j in range(W):
+                bias = torch.zeros(C, H, W)
+                for di in range(-p, p + 1):
+                    for dj in range(-p, p + 1):
+                        if 0 <= i + di < H and 0 <= j + dj < W:
+                            bias[:, i + di, j + dj] = op.w[:, 0, di + p, dj + p]
+                weight = torch.exp(k[0] + bias)  # (C, H, W)
+                mix[0, :, i, j] = (weight * v[0]).sum((1, 2)) / weight.sum((1, 2))
+        ref = op.out(torch.sigmoid(q) * mix)
+        out = op(x)
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-5
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_partial_conv_renormalises_the_border(stride):
+    """Partial-convolution padding: with an all-ones kernel and an all-ones image, the conv
+    output (before ReLU/BN) is ``9 C`` at every position, border included; plain zero
+    padding would give 4 C at corners and 6 C on edges."""
+    op = create_op("partial_conv", C, stride).train()
+    seen: list[torch.Tensor] = []
+    handle = op.bn.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    with torch.no_grad():
+        op.conv.weight.fill_(1.0)
+        op(torch.ones(2, C, 5, 6))
+    handle.remove()
+    assert torch.allclose(seen[0], torch.full_like(seen[0], 9.0 * C))

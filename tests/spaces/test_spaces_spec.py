@@ -182,7 +182,9 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     # empty and oversized
     ("empty-cell", _set("cell", []), ["'cell'", "1 to 32 nodes", "got []"]),
     ("missing-cell", _delete("cell"), ["'cell'", "got None"]),
-    ("empty-edges", _set("cell.0.edges", []), ["'cell[0].edges'", "non-empty"]),
+    ("empty-edges", _set("cell.0.edges", []), ["'cell[0].edges'", "non-empty", "got []"]),
+    ("too-many-edges", _set("cell.0.edges", [{"src": 0, "op": "skip"}] * 33),
+     ["'cell[0].edges'", "at most 32"]),
     ("node-not-object", _set("cell.0", "conv_3x3"), ["'cell[0]'", "object"]),
     ("edge-not-object", _set("cell.0.edges.0", "conv_3x3"), ["'cell[0].edges[0]'", "object"]),
     ("huge-width", _set("stages", [8, 10**9]), ["'stages'", "1..4096", "1000000000"]),
