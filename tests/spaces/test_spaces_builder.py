@@ -98,3 +98,12 @@ def test_build_model_rejects_bad_arguments(shapes, num_classes, fragment):
 def test_vector_shape_is_checked():
     with pytest.raises(SpecError, match=r"\(D,\)"):
         build_model(get_space("fusion").sample(0), [IMAGE, (5, 2)], 10)
+
+
+def test_model_is_device_agnostic():
+    """The whole every-op model built and run on the ``meta`` device stays on it."""
+    spec = _every_op_spec(two_inputs=True)
+    with torch.device("meta"):
+        model = build_model(spec, _shapes(spec), 10)
+    y = model(*(torch.empty(2, *s, device="meta") for s in _shapes(spec)))
+    assert y.device.type == "meta" and y.shape == (2, 10)

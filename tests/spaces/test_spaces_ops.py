@@ -360,3 +360,34 @@ def test_partial_conv_renormalises_the_border(stride):
         op(torch.ones(2, C, 5, 6))
     handle.remove()
     assert torch.allclose(seen[0], torch.full_like(seen[0], 9.0 * C))
+
+
+# --- devices ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_op_is_device_agnostic(op_case, stride):
+    """Built and run on the ``meta`` device, the op yields a meta tensor of the right shape:
+    nothing in it creates a tensor on a fixed device (the CPU-only proxy for ``cuda``)."""
+    with torch.device("meta"):
+        op = op_case.create(C, stride)
+    xs = [torch.randn(2, C, 5, 9, device="meta") for _ in range(op_case.arity)]
+    y = op(*xs)
+    assert y.device.type == "meta"
+    assert y.shape == (2, C, math.ceil(5 / stride), math.ceil(9 / stride))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_op_on_cuda_under_fp16_autocast(op_case):
+    """On a GPU, float16 autocast (max 65504): forward + backward finite, the stack of
+    eight copies finite (products run in float32 via ``hmul``)."""
+    torch.manual_seed(0)
+    ops = [op_case.create(C, 1).cuda().train() for _ in range(DEPTH)]
+    y = torch.randn(4, C, 8, 8, device="cuda", requires_grad=True)
+    h = y
+    with torch.autocast("cuda", dtype=torch.float16):
+        for op in ops:
+            h = op(h, torch.randn_like(h)) if op_case.arity == 2 else op(h)
+    assert torch.isfinite(h).all()
+    h.float().square().mean().backward()
+    assert torch.isfinite(y.grad).all()
