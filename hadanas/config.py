@@ -47,7 +47,7 @@ class SearchConfig:
     resume: bool = False
     subset: int | None = None
     batch_size: int = 128
-    lr: float = 3e-3
+    lr: float = 1e-2
     precision: str = "32-true"
     population: int | None = None
     latency_batch: int = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hadanas.search._export import FORMATS, ExportReport, export_trial, load
 from hadanas.search._objectives import ATTR_OF, objective_values
 from hadanas.search._pareto import hypervolume, pareto_mask, to_minimization
 from hadanas.search._runner import SearchResult, front_trials, make_sampler, run_search
@@ -15,6 +16,10 @@ from hadanas.search._store import (
 )
 
 __all__ = [
+    "FORMATS",
+    "ExportReport",
+    "export_trial",
+    "load",
     "ATTR_OF",
     "DEFAULT_STORAGE",
     "SearchResult",

@@ -250,6 +250,9 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
         )
     storage = open_storage(config.storage)
     study = _open_study(config, storage)
+    if "input_shapes" not in study.user_attrs:
+        study.set_user_attr("input_shapes", [list(s) for s in data.input_shapes])
+        study.set_user_attr("num_classes", data.num_classes)
     art_dir = Path(study.user_attrs["artifact_dir"])
     art_dir.mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(art_dir))

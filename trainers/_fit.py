@@ -26,7 +26,7 @@ class TrainConfig:
 
     epochs: int = 5
     batch_size: int = 128
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-4
     accelerator: str = "auto"
     devices: int | str = 1

@@ -1,0 +1,5 @@
+import sys
+
+from hadanas.cli import main
+
+sys.exit(main())

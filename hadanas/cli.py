@@ -1,0 +1,282 @@
+"""The ``hadanas`` command line: a thin layer that turns flags into library calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from hadanas.exceptions import ConfigError, HadanasError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2) instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=None, help="study store URL (default sqlite:///hadanas.db)")
+    p.add_argument("--study", default=None, help="study name (default: the most recent study)")
+
+
+def _build() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hadanas", description=(
+        "Multi-objective neural architecture search with Hadamard-product primitives."))
+    from hadanas import __version__
+
+    parser.add_argument("--version", action="version", version=f"hadanas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("search", help="run (or resume) an architecture search",
+                       description="Run an architecture search; every flag is also a YAML key.")
+    s.add_argument("--config", help="YAML file with the same keys as these flags")
+    s.add_argument("--space", help="search space (default full; see 'hadanas spaces')")
+    s.add_argument("--dataset", help="dataset (default digits)")
+    s.add_argument("--trials", type=int, help="completed trials wanted (default 36)")
+    s.add_argument("--epochs", type=int, help="training epochs per trial (default 4)")
+    s.add_argument("--objectives", help="comma-separated: accuracy,flops,params,latency (default accuracy,flops)")
+    s.add_argument("--sampler", help="nsga2 | tpe | random (default nsga2)")
+    s.add_argument("--seed", type=int, help="search seed (default 0)")
+    _store_args(s)
+    s.add_argument("--ray-address", help="attach to a Ray cluster: auto or HOST:PORT (default: local)")
+    s.add_argument("--max-concurrent", type=int, help="trials running at once (default 2)")
+    s.add_argument("--cpus-per-trial", type=_float, help="CPUs per trial (default 1)")
+    s.add_argument("--gpus-per-trial", type=_float, help="GPUs per trial, fractions allowed (default 0)")
+    s.add_argument("--out", help="directory for the report (default hadanas-out)")
+    s.add_argument("--artifacts", help="directory for trial weights (default beside the SQLite file)")
+    s.add_argument("--max-flops", type=_float, help="never train specs above this many FLOPs")
+    s.add_argument("--max-params", type=_float, help="never train specs above this many parameters")
+    s.add_argument("--max-retries", type=int, help="retries of a trial whose worker died (default 2)")
+    s.add_argument("--resume", action="store_true", default=None,
+                   help="continue the study (default: the most recent one)")
+    s.add_argument("--subset", type=int, help="use N samples of the dataset")
+    s.add_argument("--batch-size", type=int, help="training batch size (default 128)")
+    s.add_argument("--lr", type=_float, help="learning rate (default 0.01)")
+    s.add_argument("--precision", help="Lightning precision: 32-true (default) or bf16-mixed on GPUs")
+    s.add_argument("--population", type=int, help="NSGA-II population size (default trials/4, 8..50)")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    o = sub.add_parser("ops", help="list the registered operators")
+    o.add_argument("--json", action="store_true", help="machine-readable output")
+    o.add_argument("--channels", type=int, default=16, help="reference channels (default 16)")
+    o.add_argument("--size", type=int, default=8, help="reference spatial size (default 8)")
+
+    sp = sub.add_parser("spaces", help="list the named search spaces")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    pa = sub.add_parser("pareto", help="print the Pareto front of a stored study")
+    _store_args(pa)
+    pa.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from hadanas.dashboards import _cli as dashboard_cli
+    from hadanas.search import _export_cli as export_cli
+
+    dashboard_cli.add_parser(sub, _store_args)
+    export_cli.add_parser(sub, _store_args)
+    return parser
+
+
+# --- commands -----------------------------------------------------------------------
+def _storage_url(args: argparse.Namespace) -> str:
+    from hadanas.search import DEFAULT_STORAGE
+
+    return args.storage or DEFAULT_STORAGE
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from hadanas.search import load_study, open_storage
+
+    storage = open_storage(_storage_url(args), create=False)
+    return load_study(storage, args.study)
+
+
+def _front_rows(study: Any) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
+    from hadanas.dashboards import study_objectives
+    from hadanas.search import front_trials
+    from hadanas.search._objectives import format_value
+
+    objectives = study_objectives(study)
+    front = front_trials(study)
+    maximize = study.directions[0].name == "MAXIMIZE"
+    front.sort(key=lambda t: -t.values[0] if maximize else t.values[0])
+    header = ["trial", *objectives, "params", "epochs", "architecture"]
+    rows, records = [], []
+    for t in front:
+        a = t.user_attrs
+        rows.append([str(t.number), *(format_value(o, v) for o, v in zip(objectives, t.values)),
+                     format_value("params", a.get("params")), str(a.get("epochs", "-")),
+                     str(a.get("summary", ""))])
+        records.append({"trial": t.number, "values": dict(zip(objectives, t.values)),
+                        "params": a.get("params"), "flops": a.get("flops"),
+                        "latency_ms": a.get("latency_ms"), "epochs": a.get("epochs"),
+                        "status": a.get("status"), "fingerprint": a.get("fingerprint"),
+                        "spec": a.get("spec")})
+    return header, rows, records
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    widths[-1] = len(header[-1])  # the last column is free text
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from hadanas._logging import enable_cli_logging
+    from hadanas.config import SearchConfig, load_yaml_config
+
+    config = load_yaml_config(args.config) if args.config else SearchConfig()
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("command", "config", "quiet") and v is not None}
+    config = SearchConfig.from_mapping(flags, config, source="command line")
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    enable_cli_logging(logging.WARNING if args.quiet else logging.INFO)
+    from hadanas.dashboards import write_report
+    from hadanas.search import load_study, open_storage, run_search
+
+    result = run_search(config)
+    study = load_study(open_storage(config.storage), result.study_name)
+    report = write_report(study, Path(config.out) / "report.html")
+    header, rows, _ = _front_rows(study)
+    print(f"\nPareto front of study '{result.study_name}' ({len(rows)} of {result.completed} "
+          f"completed trials; {result.failed} failed):")
+    print(_table(header, rows))
+    best = f"{result.best_accuracy:.4f}" if result.best_accuracy is not None else "-"
+    print(f"\nbest accuracy {best} | wall time {result.wall_time_s:.1f} s | report {report}")
+    print(f"export one: hadanas export --study {result.study_name} --trial N --out DIR")
+    return 0
+
+
+def _cmd_ops(args: argparse.Namespace) -> int:
+    import torch
+
+    from hadanas.spaces import count_flops, count_params, default_registry
+
+    if args.channels < 1 or args.size < 1:
+        raise ConfigError("--channels and --size must be positive integers.")
+    C, S = args.channels, args.size
+    records = []
+    torch.manual_seed(0)
+    for info in default_registry.infos():
+        op = default_registry.create(info.name, C, 1)
+
+        class _Wrap(torch.nn.Module):
+            def __init__(self, m: torch.nn.Module, arity: int) -> None:
+                super().__init__()
+                self.m, self.arity = m, arity
+
+            def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+                return self.m(*xs[: self.arity])
+
+        w = _Wrap(op, info.arity)
+        shapes = [(C, S, S)] * info.arity
+        records.append({
+            "name": info.name, "family": info.family, "arity": info.arity,
+            "knobs": {k: list(v) for k, v in info.knobs.items()},
+            "params": count_params(op), "flops": count_flops(w, shapes),
+            "near_identity": info.near_identity, "description": info.description,
+        })
+    if args.json:
+        print(json.dumps({"reference": {"channels": C, "height": S, "width": S, "batch": 1,
+                                        "knobs": "first choice of each"}, "ops": records}, indent=2))
+        return 0
+    print(f"Operators (params and FLOPs at C={C}, {S}x{S}, batch 1, first knob choices):")
+    header = ["name", "family", "arity", "params", "flops", "knobs", "description"]
+    rows = [[r["name"], r["family"], str(r["arity"]), str(r["params"]), str(r["flops"]),
+             ",".join(f"{k}={'/'.join(map(str, v))}" for k, v in r["knobs"].items()) or "-",
+             r["description"]] for r in records]
+    print(_table(header, rows))
+    return 0
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from hadanas.spaces import get_space, list_spaces
+
+    records = []
+    for name in list_spaces():
+        s = get_space(name)
+        records.append({"name": name, "size": s.size(), "families": s.families(),
+                        "edge_ops": list(s.edge_ops), "combines": list(s.combines),
+                        "inputs": list(s.inputs), "description": s.description})
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    rows = [[r["name"], f"{r['size']:.3g}" if r["size"] > 1e6 else str(r["size"]),
+             str(len(r["edge_ops"])), ",".join(r["families"]), r["description"]] for r in records]
+    print(_table(["space", "architectures", "edge ops", "families", "description"], rows))
+    return 0
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    study = _open(args)
+    header, rows, records = _front_rows(study)
+    if args.json:
+        print(json.dumps({"study": study.study_name, "objectives": header[1:-3],
+                          "front": records}, indent=2))
+        return 0
+    print(f"Pareto front of study '{study.study_name}' ({len(rows)} trials):")
+    print(_table(header, rows))
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from hadanas.dashboards import _cli as dashboard_cli
+
+    return dashboard_cli.run(args, _open)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from hadanas.search import _export_cli as export_cli
+
+    return export_cli.run(args, _open)
+
+
+_COMMANDS = {"search": _cmd_search, "ops": _cmd_ops, "spaces": _cmd_spaces,
+             "pareto": _cmd_pareto, "dashboard": _cmd_dashboard, "export": _cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except HadanasError as exc:
+        print(f"hadanas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hadanas: interrupted; completed trials are stored (continue with --resume).",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("HADANAS_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"hadanas: internal error: {type(exc).__name__}: {first} "
+              "(set HADANAS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
