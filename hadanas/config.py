@@ -28,8 +28,8 @@ class SearchConfig:
 
     space: str = "full"
     dataset: str = "digits"
-    trials: int = 36
-    epochs: int = 4
+    trials: int = 32
+    epochs: int = 3
     objectives: tuple[str, ...] = ("accuracy", "flops")
     sampler: str = "nsga2"
     seed: int = 0

@@ -83,8 +83,13 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t, m in zip(trials, mask) if m]
 
 
+# Idle actors kept between searches of one process (tests, benchmarks, ablations), keyed by
+# what an actor holds: the Ray session, the dataset and the resources it was created with.
+_IDLE: dict[tuple[Any, ...], list[Any]] = {}
+
+
 class _Pool:
-    """Long-lived Ray actors, one per concurrent slot."""
+    """Long-lived Ray actors, one per concurrent slot; reused by later searches in the process."""
 
     def __init__(self, config: SearchConfig, n: int) -> None:
         import ray
@@ -92,27 +97,39 @@ class _Pool:
         from hadanas.search._worker import TrialWorker
 
         self.ray = ray
-        self.config = config
         self.cls = ray.remote(TrialWorker).options(
             num_cpus=config.cpus_per_trial,
             num_gpus=config.gpus_per_trial,
             max_restarts=0,
         )
-        train = {
-            "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
-            "precision": config.precision,
-            "accelerator": "gpu" if config.gpus_per_trial > 0 else "cpu",
-        }
         threads = max(1, int(config.cpus_per_trial))
-        self.args = (config.dataset, config.subset, config.data_seed, train, threads)
-        self.idle = [self.cls.remote(*self.args) for _ in range(n)]
+        self.args = (config.dataset, config.subset, config.data_seed, threads)
+        try:  # the Ray session: actors never outlive it
+            session = ray._private.worker.global_worker.node.session_name
+        except AttributeError:  # pragma: no cover - Ray internals moved: no reuse
+            session = object()
+        self.key = (session, *self.args, config.cpus_per_trial, config.gpus_per_trial)
+        cached = _IDLE.pop(self.key, [])
+        self.idle = cached[:n]
+        self.idle += [self.cls.remote(*self.args) for _ in range(n - len(self.idle))]
+        self.owned = list(self.idle)
+        self.shutdown(cached[n:])
 
     def replace(self, dead: Any) -> None:
-        try:
-            self.ray.kill(dead, no_restart=True)
-        except Exception:  # already gone
-            pass
-        self.idle.append(self.cls.remote(*self.args))
+        self.shutdown([dead])
+        self.owned.remove(dead)
+        fresh = self.cls.remote(*self.args)
+        self.owned.append(fresh)
+        self.idle.append(fresh)
+
+    def release(self, keep: bool) -> None:
+        """Keep the idle actors for the next search in this process, or kill them all."""
+        busy = [a for a in self.owned if a not in self.idle]
+        self.shutdown(busy)
+        if keep:
+            _IDLE[self.key] = list(self.idle)
+        else:
+            self.shutdown(self.idle)
 
     def shutdown(self, actors: list[Any]) -> None:
         for a in actors:
@@ -279,7 +296,9 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
 
     started_ray = _init_ray(config)
     pool = _Pool(config, _slots(config))
-    all_actors = list(pool.idle)
+    train = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+             "precision": config.precision,
+             "accelerator": "gpu" if config.gpus_per_trial > 0 else "cpu"}
     import ray
     from ray.exceptions import RayActorError, WorkerCrashedError
 
@@ -367,7 +386,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
             trial.set_user_attr(k, v)
         trial.set_user_attr("attempt", attempt)
         worker = pool.idle.pop()
-        job = {"spec": spec.to_dict(), "seed": config.seed * 100003 + trial.number,
+        job = {"spec": spec.to_dict(), "seed": config.seed * 100003 + trial.number, "train": train,
                "latency": need_latency, "latency_batch": config.latency_batch}
         ref = worker.run.remote(job)
         pending[ref] = (trial, worker, spec, fp)
@@ -396,7 +415,6 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
             except (RayActorError, WorkerCrashedError) as exc:
                 out = {"state": "died", "reason": f"the trial's worker died ({type(exc).__name__})"}
                 pool.replace(worker)
-                all_actors.append(pool.idle[-1])
             dups = waiting_dups.pop(fp, [])
             if out["state"] == "complete":
                 aid = _store_weights(store, study, trial, out.pop("weights"))
@@ -436,7 +454,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
                 _fail_quietly(study, d, "the search was interrupted")
         raise
     finally:
-        pool.shutdown(all_actors)
+        pool.release(keep=not started_ray)
         if started_ray:
             ray.shutdown()
     return _finish(config, study, t_start, stats)

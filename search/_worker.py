@@ -12,15 +12,13 @@ __all__ = ["TrialWorker", "run_job"]
 class TrialWorker:
     """Trains specs on one dataset. Wrapped with ``ray.remote`` by the runner."""
 
-    def __init__(self, dataset: str, subset: int | None, data_seed: int, train: dict[str, Any],
-                 threads: int) -> None:
+    def __init__(self, dataset: str, subset: int | None, data_seed: int, threads: int) -> None:
         import torch
 
-        from hadanas.trainers import TrainConfig, load_dataset, quiet_lightning
+        from hadanas.trainers import load_dataset, quiet_lightning
 
         torch.set_num_threads(max(1, threads))
         quiet_lightning()
-        self.train = TrainConfig(**train)
         self.data = load_dataset(dataset, data_seed, subset)
 
     def info(self) -> dict[str, Any]:
@@ -29,7 +27,9 @@ class TrialWorker:
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        return run_job(job, self.data, self.train)
+        from hadanas.trainers import TrainConfig
+
+        return run_job(job, self.data, TrainConfig(**job["train"]))
 
 
 def run_job(job: dict[str, Any], data: Any, train: Any) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""Session-wide fixtures: one Ray runtime and one small real search shared by the suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+NB201_CSV = SHARED / "nas" / "nb201.csv"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # In CI a missing service is a failure, not a skip: tests call require() below.
+    pass
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip on a developer machine, fail in CI (CI=true), when ``condition`` is false."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray runtime (2 CPUs) for the whole test session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_search(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A real search (6 trials, 1 epoch, digits) in a fresh SQLite store.
+
+    Returns ``{"storage": url, "study": name, "result": SearchResult, "dir": Path}``.
+    Tests must treat the store as read-only.
+    """
+    from hadanas.config import SearchConfig
+    from hadanas.search import run_search
+
+    d = tmp_path_factory.mktemp("tiny-search")
+    url = f"sqlite:///{d / 'hadanas.db'}"
+    config = SearchConfig(trials=6, epochs=1, storage=url, out=str(d / "out"), seed=0,
+                          max_concurrent=2)
+    result = run_search(config)
+    return {"storage": url, "study": result.study_name, "result": result, "dir": d}
