@@ -90,6 +90,8 @@ class ExportReport:
     trial: int | None = None
     test_accuracy: float | None = None
     retrain: dict[str, Any] | None = None
+    #: When a check fails: the original's own float32 rounding (max |float32 - float64|).
+    float32_noise: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,7 @@ class ExportReport:
             "parity_inputs": self.inputs,
             "test_accuracy": self.test_accuracy,
             "retrain": self.retrain,
+            "float32_noise": self.float32_noise,
         }
 
 
@@ -321,7 +324,7 @@ def export_trial(
         note = f"the first {int(inputs[0].shape[0])} test samples of '{data.name}'"
     elif inputs is None:
         note = f"random normal inputs ({no_data})"
-    facts = _trial_facts(study, t, spec, shapes, num_classes, data, out, chosen, retrain_epochs, seed)
+    facts = _trial_facts(study, t, data, out, chosen, retrain_epochs, seed, tolerance)
     report = export_model(model, spec, shapes, num_classes, out, chosen, inputs=inputs,
                           inputs_note=note, facts=facts, tolerance=tolerance,
                           trial=t.number, test_accuracy=test_acc, retrain=retrain)
@@ -436,6 +439,8 @@ def export_model(
             _attempt(report, "onnx", lambda: _onnx(model, trace_xs, xs, names, out, ref))
         if "code" in chosen:
             _attempt(report, "code", lambda: _code(spec, shapes, num_classes, xs, out, ref, facts))
+        if any(v > tolerance for v in report.parity.values()):
+            report.float32_noise = _float32_noise(model, xs, ref)
     _write_meta(report, spec, shapes, num_classes, facts)
     (out / FILES["card"]).write_text(_model_card(spec, shapes, num_classes, model, report, facts),
                                      encoding="utf-8")
@@ -480,6 +485,19 @@ def _diff(y: Any, ref: torch.Tensor) -> float:
         return math.inf
     d = (y.to(ref.dtype) - ref).abs()
     return float(d.max()) if bool(torch.isfinite(d).all()) else math.inf
+
+
+def _float32_noise(model: torch.nn.Module, xs: list[torch.Tensor], ref: torch.Tensor) -> float | None:
+    """How far the original's float32 logits are from its float64 ones: the scale below
+    which no exported format can be expected to agree. None when the model cannot run in
+    float64 (an op that casts to float32 itself)."""
+    import copy
+
+    try:
+        y64 = copy.deepcopy(model).double()(*(x.double() for x in xs))
+        return float((ref.double() - y64).abs().max())
+    except Exception:
+        return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -535,6 +553,33 @@ def _onnx_symbolics(opset: int) -> Iterator[None]:
         unregister_custom_op_symbolic("aten::expm1", opset)
 
 
+@contextlib.contextmanager
+def _quiet_native_output() -> Iterator[None]:
+    """Silence file descriptors 1 and 2 (the legacy ONNX exporter's C++ logger prints the
+    whole TorchScript graph on failure, whatever ``verbose`` says)."""
+    import sys
+
+    saved: list[tuple[int, int]] = []
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in (1, 2):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+    except OSError:  # no such descriptors (an embedded interpreter): leave output as it is
+        pass
+    try:
+        yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
 def _onnx(model: torch.nn.Module, trace_xs: list[torch.Tensor], xs: list[torch.Tensor],
           names: list[str], out: Path, ref: torch.Tensor) -> float:
     import onnx
@@ -543,8 +588,8 @@ def _onnx(model: torch.nn.Module, trace_xs: list[torch.Tensor], xs: list[torch.T
     path = out / FILES["onnx"]
     axes = {n: {0: "batch"} for n in [*names, "logits"]}
     try:
-        with _onnx_symbolics(ONNX_OPSET):
-            torch.onnx.export(model, tuple(trace_xs), str(path), dynamo=False,
+        with _onnx_symbolics(ONNX_OPSET), _quiet_native_output():
+            torch.onnx.export(model, tuple(trace_xs), str(path), dynamo=False, verbose=False,
                               input_names=names, output_names=["logits"], dynamic_axes=axes,
                               opset_version=ONNX_OPSET, do_constant_folding=True)
     except Exception as exc:
@@ -609,9 +654,9 @@ def _write_meta(report: ExportReport, spec: ArchSpec, shapes: list[list[int]], n
     report.files["meta"] = path
 
 
-def _trial_facts(study: optuna.Study, t: FrozenTrial, spec: ArchSpec, shapes: list[list[int]],
-                 num_classes: int, data: Any, out: str | Path, formats: tuple[str, ...],
-                 retrain_epochs: int | None, seed: int) -> dict[str, Any]:
+def _trial_facts(study: optuna.Study, t: FrozenTrial, data: Any, out: str | Path,
+                 formats: tuple[str, ...], retrain_epochs: int | None, seed: int,
+                 tolerance: float) -> dict[str, Any]:
     from hadanas.search._objectives import format_value
 
     objectives = list(study.user_attrs.get("objectives", []))
@@ -624,6 +669,8 @@ def _trial_facts(study: optuna.Study, t: FrozenTrial, spec: ArchSpec, shapes: li
                        or "spec"]
     if retrain_epochs is not None:
         export_cmd += ["--retrain-epochs", str(retrain_epochs), "--seed", str(seed)]
+    if tolerance != TOLERANCE:
+        export_cmd += ["--tolerance", f"{tolerance:g}"]
     skip = {"storage", "study", "resume", "out", "artifacts", "ray_address"}
     search_cfg = {k: v for k, v in cfg.items() if k not in skip}
     a = t.user_attrs
@@ -718,6 +765,10 @@ def _model_card(spec: ArchSpec, shapes: list[list[int]], num_classes: int, model
             L.append(f"| {fmt} | `{FILES[fmt]}` | {d:.2e} | {'ok' if d <= report.tolerance else 'FAILED'} |")
         elif fmt in report.failed:
             L.append(f"| {fmt} | not written | - | {report.failed[fmt]} |")
+    if report.float32_noise is not None:
+        L += ["", f"The original module's own float32 rounding on these inputs (max |float32 - "
+              f"float64|) is {report.float32_noise:.2e}: a difference of that size is rounding, "
+              "not an export error."]
     L += ["", "## Reproduce", ""]
     if f.get("search_command"):
         L += ["The search (with `search.yaml` as above):", "", "```sh", f["search_command"], "```", ""]

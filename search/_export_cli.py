@@ -33,6 +33,8 @@ def add_parser(sub: Any, store_args: Callable[[argparse.ArgumentParser], None]) 
                    help="train the architecture from scratch for E epochs on train+val, report "
                         "its test accuracy and export the retrained weights")
     e.add_argument("--seed", type=int, default=0, help="seed of the retraining (default 0)")
+    e.add_argument("--tolerance", type=float, default=1e-5,
+                   help="largest max |difference| of the logits a format may show (default 1e-5)")
 
 
 def _print_report(report: Any) -> None:
@@ -43,6 +45,8 @@ def _print_report(report: Any) -> None:
     for kind, diff in report.parity.items():
         status = "ok" if diff <= report.tolerance else "FAILED"
         print(f"  parity {kind:12s} max |diff| = {diff:.2e} ({status})")
+    if report.float32_noise is not None:
+        print(f"  (the original's own float32 rounding here is {report.float32_noise:.2e})")
     for kind, why in report.failed.items():
         print(f"  {kind:19s} NOT WRITTEN: {why}")
     if report.test_accuracy is not None:
@@ -64,12 +68,14 @@ def run(args: argparse.Namespace, open_study: Callable[[argparse.Namespace], Any
     formats = check_formats(args.formats)  # before opening anything: a bad flag fails fast
     if args.retrain_epochs is not None and args.retrain_epochs < 1:
         raise ConfigError(f"--retrain-epochs must be a positive integer, but got {args.retrain_epochs}.")
+    if not args.tolerance > 0:
+        raise ConfigError(f"--tolerance must be a positive number, but got {args.tolerance}.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     enable_cli_logging(logging.WARNING)
     study = open_study(args)
     if args.pareto:
         result = export_pareto(study, args.out, formats, retrain_epochs=args.retrain_epochs,
-                               seed=args.seed)
+                               seed=args.seed, tolerance=args.tolerance)
         for report in result.reports:
             _print_report(report)
         bad = [r.trial for r in result.reports if not r.ok]
@@ -77,7 +83,7 @@ def run(args: argparse.Namespace, open_study: Callable[[argparse.Namespace], Any
               f"{result.index}" + (f"; FAILED: trials {bad}" if bad else "; all formats ok"))
         return 0 if result.ok else 1
     report = export_trial(study, args.trial, args.out, formats, retrain_epochs=args.retrain_epochs,
-                          seed=args.seed)
+                          seed=args.seed, tolerance=args.tolerance)
     _print_report(report)
     if report.failed:
         print("  (leave a format that cannot be written out with --formats, e.g. "
