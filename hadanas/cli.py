@@ -69,6 +69,12 @@ def _build() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=_float, help="learning rate (default 0.01)")
     s.add_argument("--precision", help="Lightning precision: 32-true (default) or bf16-mixed on GPUs")
     s.add_argument("--population", type=int, help="NSGA-II population size (default trials/4, 8..50)")
+    s.add_argument("--early-stopping", action="store_true", default=None,
+                   help="ASHA early stopping on per-epoch validation accuracy")
+    s.add_argument("--eta", type=int, help="ASHA reduction factor (default 3)")
+    s.add_argument("--min-epochs", type=int, help="ASHA first rung, in epochs (default 1)")
+    s.add_argument("--benchmark-file", help="NAS-Bench-201 CSV: look trials up instead of training "
+                   "(with --space nb201)")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
 
     o = sub.add_parser("ops", help="list the registered operators")

@@ -52,6 +52,10 @@ class SearchConfig:
     population: int | None = None
     latency_batch: int = 1
     data_seed: int = 0
+    early_stopping: bool = False
+    eta: int = 3
+    min_epochs: int = 1
+    benchmark_file: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.objectives, str):
@@ -73,6 +77,17 @@ class SearchConfig:
         positive_int("max_retries", 0, 100)
         positive_int("batch_size", 1, 1 << 20)
         positive_int("latency_batch", 1, 1 << 16)
+        positive_int("eta", 2, 100)
+        positive_int("min_epochs", 1, 10_000)
+        if not isinstance(self.early_stopping, bool):
+            raise ConfigError(f"'early_stopping' must be true or false, but got {self.early_stopping!r}.")
+        if self.benchmark_file is not None:
+            if self.space != "nb201":
+                raise ConfigError(
+                    f"--benchmark-file needs --space nb201 (the table's cell), but the space is '{self.space}'."
+                )
+            if "latency" in self.objectives:
+                raise ConfigError("the NAS-Bench-201 table has no latency; use accuracy,flops or accuracy,params.")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"'seed' must be a non-negative integer, but got {self.seed!r}.")
         if not isinstance(self.data_seed, int) or isinstance(self.data_seed, bool) or self.data_seed < 0:

@@ -248,31 +248,125 @@ def _reconcile_stale(study: optuna.Study) -> int:
     return n
 
 
+class _RayExecutor:
+    """Runs jobs on the actor pool; ``wait`` returns one finished job at a time."""
+
+    def __init__(self, config: SearchConfig, started_ray: bool) -> None:
+        import ray
+
+        self.ray = ray
+        self.started_ray = started_ray
+        self.pool = _Pool(config, _slots(config))
+        self.pending: dict[Any, tuple[Any, Any]] = {}
+        self.info: dict[Any, Any] = {}
+
+    def slots(self) -> int:
+        return len(self.pool.idle)
+
+    def worker_info(self, worker: Any) -> dict[str, Any]:
+        if worker not in self.info:
+            self.info[worker] = worker.info.remote()
+        try:
+            return dict(self.ray.get(self.info[worker], timeout=120))
+        except Exception:
+            return {}
+
+    def submit(self, job: dict[str, Any], token: Any) -> dict[str, Any]:
+        worker = self.pool.idle.pop()
+        ref = worker.run.remote(job)
+        self.pending[ref] = (token, worker)
+        return self.worker_info(worker)
+
+    def wait(self) -> tuple[Any, dict[str, Any]]:
+        from ray.exceptions import RayActorError, WorkerCrashedError
+
+        ready, _ = self.ray.wait(list(self.pending), num_returns=1)
+        token, worker = self.pending.pop(ready[0])
+        try:
+            out = self.ray.get(ready[0])
+            self.pool.idle.append(worker)
+        except (RayActorError, WorkerCrashedError) as exc:
+            out = {"state": "died", "reason": f"the trial's worker process died ({type(exc).__name__})"}
+            self.info.pop(worker, None)
+            self.pool.replace(worker)
+        return token, out
+
+    def tokens(self) -> list[Any]:
+        return [t for t, _ in self.pending.values()]
+
+    def close(self) -> None:
+        self.pool.release(keep=not self.started_ray)
+        if self.started_ray:
+            self.ray.shutdown()
+
+
+class _InlineExecutor:
+    """Runs jobs in the driver process (benchmark mode: a table look-up needs no worker)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.done: list[tuple[Any, dict[str, Any]]] = []
+
+    def slots(self) -> int:
+        return 0 if self.done else 1
+
+    def submit(self, job: dict[str, Any], token: Any) -> dict[str, Any]:
+        try:
+            out = self.fn(job)
+        except Exception as exc:  # a bad cell or table row fails the trial, not the search
+            out = {"state": "fail", "reason": f"{type(exc).__name__}: {exc}"}
+        self.done.append((token, out))
+        return {"pid": os.getpid()}
+
+    def wait(self) -> tuple[Any, dict[str, Any]]:
+        return self.done.pop(0)
+
+    def tokens(self) -> list[Any]:
+        return [t for t, _ in self.done]
+
+    @property
+    def pending(self) -> list[Any]:
+        return self.done
+
+    def close(self) -> None:
+        pass
+
+
 def run_search(config: SearchConfig, space: SearchSpace | None = None) -> SearchResult:
     """Run (or resume) the search described by ``config``; return the stored outcome."""
     t_start = time.perf_counter()
     space = space or get_space(config.space)
-    if space.inputs != ("image",) and config.dataset == "digits":
-        raise ConfigError(
-            f"space '{space.name}' takes inputs {list(space.inputs)}, but dataset 'digits' has one "
-            "image input; use a two-view dataset or another space."
-        )
-    from hadanas.trainers import load_dataset
+    benchmark = config.benchmark_file is not None
+    table = None
+    if benchmark:
+        from hadanas.search._nb201 import INPUT_SHAPES, NUM_CLASSES, NB201Table
 
-    data = load_dataset(config.dataset, config.data_seed, config.subset)  # validates early
-    if list(data.modalities) != list(space.inputs):
-        raise ConfigError(
-            f"dataset '{config.dataset}' has inputs {list(data.modalities)}, but space "
-            f"'{space.name}' takes {list(space.inputs)}."
-        )
+        if config.dataset == "digits":  # the table's data set, for the study's records
+            config = config.replace(dataset="nb201-cifar10")
+
+        table = NB201Table.load(config.benchmark_file)
+        input_shapes, num_classes = [list(s) for s in INPUT_SHAPES], NUM_CLASSES
+        data = None
+    else:
+        from hadanas.trainers import load_dataset
+
+        data = load_dataset(config.dataset, config.data_seed, config.subset)  # validates early
+        if list(data.modalities) != list(space.inputs):
+            raise ConfigError(
+                f"dataset '{config.dataset}' has inputs {list(data.modalities)}, but space "
+                f"'{space.name}' takes {list(space.inputs)}; pick a matching --space or --dataset."
+            )
+        input_shapes, num_classes = [list(s) for s in data.input_shapes], data.num_classes
     storage = open_storage(config.storage)
     study = _open_study(config, storage)
     if "input_shapes" not in study.user_attrs:
-        study.set_user_attr("input_shapes", [list(s) for s in data.input_shapes])
-        study.set_user_attr("num_classes", data.num_classes)
+        study.set_user_attr("input_shapes", input_shapes)
+        study.set_user_attr("num_classes", num_classes)
     art_dir = Path(study.user_attrs["artifact_dir"])
-    art_dir.mkdir(parents=True, exist_ok=True)
-    store = FileSystemArtifactStore(str(art_dir))
+    store = None
+    if not benchmark:
+        art_dir.mkdir(parents=True, exist_ok=True)
+        store = FileSystemArtifactStore(str(art_dir))
     if config.resume:
         n = _reconcile_stale(study)
         if n:
@@ -290,28 +384,62 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
         log.info("study '%s' already has %d completed trials (asked for %d)", study.study_name,
                  n_complete, target)
         return _finish(config, study, t_start, stats={"trained": 0})
-    log.info("study '%s' in %s: %d/%d trials done; space '%s' (%s architectures), dataset '%s', "
+    log.info("study '%s' in %s: %d/%d trials done; space '%s' (%s architectures), %s, "
              "objectives %s", study.study_name, mask_url(config.storage), n_complete, target,
-             space.name, f"{space.size():.3g}", config.dataset, ",".join(config.objectives))
+             space.name, f"{space.size():.3g}",
+             f"benchmark table '{config.benchmark_file}'" if benchmark else f"dataset '{config.dataset}'",
+             ",".join(config.objectives))
 
-    started_ray = _init_ray(config)
-    pool = _Pool(config, _slots(config))
+    # Early stopping: one rung board shared by all workers.
+    board: Any = None
+    if config.early_stopping:
+        from hadanas.search._asha import RungBoard, rung_epochs
+
+        if benchmark:
+            from hadanas.search._nb201 import FIDELITY_EPOCHS
+
+            rungs = list(FIDELITY_EPOCHS[:-1])
+        else:
+            rungs = rung_epochs(config.min_epochs, config.eta, config.epochs)
+        board = RungBoard(rungs, config.eta)
+        seeded = board.seed(
+            (str(t.number), list(t.user_attrs.get("history") or []), t.user_attrs.get("history_epochs"))
+            for t in done if t.user_attrs.get("status") in ("trained", "stopped_early")
+        )
+        log.info("early stopping: rungs at epochs %s, eta %d (%d earlier results)", rungs, config.eta, seeded)
+
+    if benchmark:
+        from hadanas.search._worker import run_table_job
+
+        executor: Any = _InlineExecutor(lambda job: run_table_job(job, table, space))
+    else:
+        started_ray = _init_ray(config)
+        executor = _RayExecutor(config, started_ray)
+        if board is not None:
+            import ray
+
+            board = ray.remote(num_cpus=0)(type(board)).remote(board.rungs, config.eta)
+            # Seed the actor the same way.
+            ray.get(board.seed.remote([
+                (str(t.number), list(t.user_attrs.get("history") or []), None)
+                for t in done if t.user_attrs.get("status") in ("trained", "stopped_early")
+            ]))
+
     train = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
              "precision": config.precision,
              "accelerator": "gpu" if config.gpus_per_trial > 0 else "cpu"}
-    import ray
-    from ray.exceptions import RayActorError, WorkerCrashedError
-
     need_latency = "latency" in config.objectives
     cost_cache: dict[str, tuple[int, int]] = {}
-    pending: dict[Any, tuple[optuna.Trial, Any, ArchSpec, str]] = {}
-    inflight_fp: dict[str, Any] = {}
+    inflight_fp: set[str] = set()
     waiting_dups: dict[str, list[optuna.Trial]] = {}
-    stats = {"trained": 0, "duplicates": 0, "infeasible": 0, "failed": 0, "retried": 0}
+    stats = {"trained": 0, "stopped_early": 0, "duplicates": 0, "infeasible": 0, "failed": 0,
+             "retried": 0, "epochs": 0}
     asked = 0
     max_asks = 4 * target + 20  # guards against an endless stream of failures
 
     def progress(trial: optuna.Trial | FrozenTrial, status: str, values: list[float] | None) -> None:
+        if not log.isEnabledFor(20):
+            return
         front = front_trials(study)
         accs = [t.user_attrs.get("val_accuracy") for t in feasible_complete(study)]
         best = max((a for a in accs if a is not None), default=None)
@@ -326,7 +454,8 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
         nonlocal n_complete
         attrs = {**attrs, "status": status}
         for k, v in attrs.items():
-            trial.set_user_attr(k, v)
+            if v is not None:
+                trial.set_user_attr(k, v)
         values = objective_values({**trial.user_attrs, **attrs}, config.objectives)
         study.tell(trial, values)
         n_complete += 1
@@ -336,8 +465,13 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
     def static(spec: ArchSpec) -> tuple[int, int]:
         fp = spec.fingerprint()
         if fp not in cost_cache:
-            model = build_model(spec, data.input_shapes, data.num_classes)
-            cost_cache[fp] = (count_params(model), count_flops(model, data.input_shapes))
+            if benchmark:
+                from hadanas.search._nb201 import nb201_costs
+
+                cost_cache[fp] = nb201_costs(space, spec)
+            else:
+                model = build_model(spec, input_shapes, num_classes)
+                cost_cache[fp] = (count_params(model), count_flops(model, input_shapes))
         return cost_cache[fp]
 
     def launch() -> bool:
@@ -364,6 +498,8 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
             violations.append(float(params - config.max_params))
         base = {"spec": spec.to_dict(), "fingerprint": fp, "params": params, "flops": flops,
                 "constraints": violations or [0.0], "summary": spec.summary()}
+        if benchmark:
+            base["arch_str"] = space.to_nb201(spec)
         if any(v > 0 for v in violations):
             stats["infeasible"] += 1
             tell_complete(trial, {**base, "val_accuracy": 0.0, "epochs": 0,
@@ -373,57 +509,50 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
             src = by_fp[fp]
             stats["duplicates"] += 1
             copied = {k: src.user_attrs.get(k) for k in (
-                "val_accuracy", "history", "epochs", "latency_ms", "weights_artifact", "device",
-                "node_id", "wall_time_s")}
+                "val_accuracy", "history", "history_epochs", "epochs", "latency_ms",
+                "weights_artifact", "device", "node_id", "wall_time_s")}
             tell_complete(trial, {**base, **copied, "duplicate_of": src.number}, "duplicate")
-            return True
-        if fp in inflight_fp:
-            for k, v in base.items():
-                trial.set_user_attr(k, v)
-            waiting_dups.setdefault(fp, []).append(trial)
             return True
         for k, v in base.items():
             trial.set_user_attr(k, v)
+        if fp in inflight_fp:
+            waiting_dups.setdefault(fp, []).append(trial)
+            return True
         trial.set_user_attr("attempt", attempt)
-        worker = pool.idle.pop()
         job = {"spec": spec.to_dict(), "seed": config.seed * 100003 + trial.number, "train": train,
-               "latency": need_latency, "latency_batch": config.latency_batch}
-        ref = worker.run.remote(job)
-        pending[ref] = (trial, worker, spec, fp)
-        inflight_fp[fp] = ref
+               "latency": need_latency, "latency_batch": config.latency_batch,
+               "board": board, "key": str(trial.number)}
+        info = executor.submit(job, (trial, spec, fp))
+        if not benchmark:
+            for k in ("pid", "node_id"):
+                if info.get(k) is not None:
+                    trial.set_user_attr("worker_" + k if k == "pid" else k, info[k])
+        inflight_fp.add(fp)
         return True
 
     def in_flight() -> int:
-        return len(pending) + sum(len(v) for v in waiting_dups.values())
+        return len(executor.pending) + sum(len(v) for v in waiting_dups.values())
 
     try:
         while True:
-            while pool.idle and n_complete + in_flight() < target:
+            while executor.slots() and n_complete + in_flight() < target:
                 if not launch():
                     break
-            if not pending:
-                if waiting_dups:  # cannot happen: a waiting duplicate always has a pending twin
-                    raise RuntimeError("duplicate waiting on no trial")
+            if not executor.pending:
                 break
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            ref = ready[0]
-            trial, worker, spec, fp = pending.pop(ref)
-            inflight_fp.pop(fp, None)
-            try:
-                out = ray.get(ref)
-                pool.idle.append(worker)
-            except (RayActorError, WorkerCrashedError) as exc:
-                out = {"state": "died", "reason": f"the trial's worker died ({type(exc).__name__})"}
-                pool.replace(worker)
+            (trial, spec, fp), out = executor.wait()
+            inflight_fp.discard(fp)
             dups = waiting_dups.pop(fp, [])
             if out["state"] == "complete":
-                aid = _store_weights(store, study, trial, out.pop("weights"))
+                blob = out.pop("weights", None)
+                aid = _store_weights(store, study, trial, blob) if blob is not None and store else None
                 status = "stopped_early" if out.get("stopped_early") else "trained"
-                attrs = {k: out.get(k) for k in ("val_accuracy", "history", "epochs", "wall_time_s",
-                                                 "device", "latency_ms", "node_id")}
+                attrs = {k: out.get(k) for k in ("val_accuracy", "history", "history_epochs", "epochs",
+                                                 "wall_time_s", "device", "latency_ms", "node_id")}
                 attrs["weights_artifact"] = aid
                 tell_complete(trial, attrs, status)
-                stats["trained"] += 1
+                stats["trained" if status == "trained" else "stopped_early"] += 1
+                stats["epochs"] += int(out.get("epochs") or 0)
                 by_fp[fp] = study._storage.get_trial(trial._trial_id)
                 for d in dups:
                     stats["duplicates"] += 1
@@ -431,8 +560,6 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
                 continue
             # failed or died
             trial.set_user_attr("fail_reason", out["reason"])
-            if out.get("node_id"):
-                trial.set_user_attr("node_id", out["node_id"])
             study.tell(trial, state=TrialState.FAIL)
             stats["failed"] += 1
             log.warning("trial %d failed: %s", trial.number, out["reason"])
@@ -444,19 +571,19 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
                 log.info("trial %d queued again (attempt %d of %d)", trial.number, attempt + 2,
                          config.max_retries + 1)
             for d in dups:  # the twin failed: those get their own chance
-                study.tell(d, state=TrialState.FAIL)
-                study.enqueue_trial(d.params)
+                d_attempt = int(d.user_attrs.get("attempt", 0))
+                _fail_quietly(study, d, f"its twin trial {trial.number} failed")
+                if out["state"] == "died" and d_attempt < config.max_retries:
+                    study.enqueue_trial(d.params, user_attrs={"retry_of": d.number, "attempt": d_attempt + 1})
     except BaseException:
-        for trial, *_ in pending.values():
+        for trial, *_ in executor.tokens():
             _fail_quietly(study, trial, "the search was interrupted")
         for ds in waiting_dups.values():
             for d in ds:
                 _fail_quietly(study, d, "the search was interrupted")
         raise
     finally:
-        pool.release(keep=not started_ray)
-        if started_ray:
-            ray.shutdown()
+        executor.close()
     return _finish(config, study, t_start, stats)
 
 

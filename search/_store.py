@@ -87,7 +87,10 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> RDBStora
     elif scheme.startswith("postgresql"):
         kwargs = {"pool_pre_ping": True}
     try:
-        return RDBStorage(url, engine_kwargs=kwargs)
+        storage = RDBStorage(url, engine_kwargs=kwargs)
+        if scheme.startswith("sqlite"):
+            _tune_sqlite(storage)
+        return storage
     except ImportError as exc:
         raise ConfigError(
             f"the storage driver for '{scheme}' is not installed ({exc}). For PostgreSQL: "
@@ -96,6 +99,22 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> RDBStora
     except Exception as exc:  # SQLAlchemy: bad URL, unreachable server, bad credentials
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"cannot open storage '{mask_url(url)}': {first[:300]}") from None
+
+
+def _tune_sqlite(storage: RDBStorage) -> None:
+    """Every connection: WAL journal, synchronous=NORMAL (durable across process crashes in
+    WAL mode; only an OS crash can drop the last commits), and a busy timeout."""
+    from sqlalchemy import event
+
+    @event.listens_for(storage.engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    storage.engine.dispose()  # connections made before the listener get the pragmas too
 
 
 def latest_study_name(storage: RDBStorage) -> str:

@@ -32,6 +32,38 @@ class TrialWorker:
         return run_job(job, self.data, TrainConfig(**job["train"]))
 
 
+def _reporter(job: dict[str, Any]) -> Any:
+    """The per-epoch report to the rung board (early stopping), or None."""
+    board = job.get("board")
+    if board is None:
+        return None
+    key = str(job["key"])
+    if hasattr(board, "report") and hasattr(board.report, "remote"):
+        import ray
+
+        return lambda epoch, acc: bool(ray.get(board.report.remote(key, epoch, acc)))
+    return lambda epoch, acc: bool(board.report(key, epoch, acc))
+
+
+def run_table_job(job: dict[str, Any], table: Any, space: Any) -> dict[str, Any]:
+    """NAS-Bench-201 benchmark mode: look the cell up instead of training."""
+    from hadanas.search._nb201 import FIDELITY_EPOCHS
+    from hadanas.spaces import ArchSpec
+
+    spec = ArchSpec.from_dict(job["spec"])
+    row = table.lookup(space, spec)
+    report = _reporter(job)
+    history, epochs = [row.valid_12], [FIDELITY_EPOCHS[0]]
+    stopped = report is not None and not report(FIDELITY_EPOCHS[0], row.valid_12)
+    if not stopped:
+        history.append(row.valid_200)
+        epochs.append(FIDELITY_EPOCHS[1])
+    return {"state": "complete", "val_accuracy": history[-1], "history": history,
+            "history_epochs": epochs, "epochs": epochs[-1], "stopped_early": stopped,
+            "wall_time_s": 0.0, "device": "table", "latency_ms": None, "weights": None,
+            "pid": os.getpid()}
+
+
 def run_job(job: dict[str, Any], data: Any, train: Any) -> dict[str, Any]:
     """Train ``job['spec']``; return values and weights, or ``{'state': 'fail', 'reason': ...}``."""
     import torch
@@ -51,7 +83,7 @@ def run_job(job: dict[str, Any], data: Any, train: Any) -> dict[str, Any]:
         pass
     spec = ArchSpec.from_dict(job["spec"])
     try:
-        res = fit_spec(spec, data, train, seed=int(job["seed"]))
+        res = fit_spec(spec, data, train, seed=int(job["seed"]), report=_reporter(job))
     except TrialFailed as exc:
         return {"state": "fail", "reason": str(exc), **info}
     except torch.cuda.OutOfMemoryError as exc:  # type: ignore[attr-defined]
