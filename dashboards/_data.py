@@ -218,8 +218,10 @@ def _hover(t: TrialRecord, objectives: Sequence[str], values: Sequence[float | N
     summary = a.get("summary") or (spec_summary(a["spec"]) if isinstance(a.get("spec"), dict) else "")
     if summary:
         # "w8/16 x1 | n1=... n2=..." -> the head line, then one line per node
-        lines.append(_esc(str(summary)).replace(" | ", "<br>", 1).replace(" ", "<br>")
-                     if " | " in str(summary) else _esc(str(summary)))
+        head, _, cell = _esc(str(summary)).partition(" | ")
+        lines.append(head)
+        if cell:
+            lines.append(cell.replace(" ", "<br>"))
     return "<br>".join(lines)
 
 
