@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -48,7 +48,7 @@ from hadanas.dashboards._figures import (
     parallel_figure,
     pareto_figure,
 )
-from hadanas.dashboards._records import StoreReader, StudyRecords
+from hadanas.dashboards._records import StoreReader, StudyRecords, TrialRecord
 from hadanas.search._objectives import format_value
 from hadanas.search._pareto import to_minimization
 
@@ -184,10 +184,13 @@ def build_front(main: StudyRecords, compare: Sequence[StudyRecords] = (),
 def build_views(main: StudyRecords, front_numbers: Sequence[int], storage_url: str | None = None,
                 details: Details = "none", default_trial: int | None = None,
                 families: Mapping[str, str] | None = None,
-                timings: dict[str, float] | None = None) -> dict[str, Any]:
+                timings: dict[str, float] | None = None,
+                full_trial: Callable[[int], TrialRecord] | None = None) -> dict[str, Any]:
     """The views part: operator families, ops on the front, parallel coordinates, details.
 
-    ``main`` must carry specs (``StoreReader.read(specs=True)`` or the Optuna API).
+    ``main`` must carry specs (``StoreReader.read(specs=True)`` or the Optuna API);
+    ``full_trial(number)`` gives a trial with all its attrs for the details (default: the
+    record in ``main``).
     """
     t0 = time.perf_counter()
     fams = dict(families) if families is not None else op_families()
@@ -206,7 +209,8 @@ def build_views(main: StudyRecords, front_numbers: Sequence[int], storage_url: s
     if details != "none" and default_trial is not None and default_trial not in chosen:
         chosen.append(default_trial)
     t1 = time.perf_counter()
-    detail = {str(n): detail_json(trial_detail(by_number[n], main.objectives, main.name, storage_url,
+    full = full_trial or by_number.__getitem__
+    detail = {str(n): detail_json(trial_detail(full(n), main.objectives, main.name, storage_url,
                                                n in front, fams))
               for n in chosen if n in by_number}
     figures = {
@@ -228,11 +232,12 @@ def build_views(main: StudyRecords, front_numbers: Sequence[int], storage_url: s
 def build_payload(main: StudyRecords, compare: Sequence[StudyRecords] = (),
                   reference: Sequence[float] | None = None, storage_url: str | None = None,
                   details: Details = "front", families: Mapping[str, str] | None = None,
-                  timings: dict[str, float] | None = None) -> dict[str, Any]:
+                  timings: dict[str, float] | None = None,
+                  full_trial: Callable[[int], TrialRecord] | None = None) -> dict[str, Any]:
     """Both parts in one payload (what the static report embeds)."""
     front = build_front(main, compare, reference, timings)
     views = build_views(main, front["front_numbers"], storage_url, details, front["default_trial"],
-                        families, timings)
+                        families, timings, full_trial)
     return {**front, "figures": {**front["figures"], **views["figures"]},
             "details": views["details"]}
 

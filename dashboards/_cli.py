@@ -59,9 +59,10 @@ def run(args: argparse.Namespace, open_study: Callable[[argparse.Namespace], Any
         from hadanas.dashboards._report import write_report
 
         storage = open_storage(url, create=False)
-        main = StoreReader(storage, study.study_name).read()
+        reader = StoreReader(storage, study.study_name)
         others = [StoreReader(storage, c.study_name).read() for c in compare]
-        path = write_report(main, args.out or "report.html", others, args.reference, url)
+        path = write_report(reader.read(specs=True), args.out or "report.html", others,
+                            args.reference, url, reader.full_trial)
         print(f"wrote {path}")
     if not args.serve:
         return 0

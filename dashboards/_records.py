@@ -143,6 +143,7 @@ class StoreReader:
         self._lock = threading.Lock()
         self._finished: dict[int, TrialRecord] = {}  # trial_id -> record; never changes again
         self._with_spec: set[int] = set()  # finished trials whose spec is loaded (or absent)
+        self._id_of: dict[int, int] = {}  # trial number -> trial_id
         self._directions = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize"
                             for d in storage.get_study_directions(self.study_id)]
 
@@ -222,6 +223,7 @@ class StoreReader:
                 spec_of = dict(zip(found_ids, _loads_many(raw)))
         trials: list[TrialRecord] = []
         for r in rows:
+            self._id_of[int(r.number)] = int(r.trial_id)
             rec = self._finished.get(r.trial_id)
             if rec is None:
                 state = r.state if isinstance(r.state, TrialState) else TrialState[str(r.state)]
@@ -244,9 +246,9 @@ class StoreReader:
     def full_trial(self, number: int) -> TrialRecord:
         """One trial with every user attr (for the trial detail)."""
         with self._lock:
-            rec = next((t for t in self._finished.values() if t.number == number), None)
-        trial_id = rec.trial_id if rec is not None else self.storage.get_trial_id_from_study_id_trial_number(
-            self.study_id, number)
+            trial_id = self._id_of.get(number)
+        if trial_id is None:
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
         t = self.storage.get_trial(trial_id)
         return TrialRecord(t.number, trial_id, t.state.name,
                            tuple(float(v) for v in t.values) if t.values is not None else None,

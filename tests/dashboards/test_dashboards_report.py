@@ -1,0 +1,94 @@
+"""`hadanas dashboard --out`: one self-contained HTML file that shows the stored study."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from plotly.offline import get_plotlyjs
+
+from hadanas.cli import main
+from hadanas.search import open_storage, to_minimization
+
+
+def embedded_payload(text: str) -> dict[str, Any]:
+    m = re.search(r'<script type="application/json" id="hadanas-data">(.*?)</script>', text, re.S)
+    assert m, "no embedded payload"
+    return json.loads(m.group(1))
+
+
+def store_truth(url: str, name: str) -> dict[str, Any]:
+    """What the report must show, computed straight from Optuna (brute-force front)."""
+    study = optuna.load_study(study_name=name, storage=open_storage(url, create=False))
+    done = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    feas = [t for t in done if t.user_attrs.get("status") != "infeasible"]
+    dirs = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in study.directions]
+    p = to_minimization(np.array([t.values for t in feas]), dirs)
+    front = sorted(t.number for t, x in zip(feas, p)
+                   if not any(np.all(q <= x) and np.any(q < x) for q in p))
+    return {"complete": len(done), "front": front, "trials": len(study.trials),
+            "failed": sum(t.state.name == "FAIL" for t in study.trials),
+            "finished": sorted(t.number for t in study.trials if t.state.name in ("COMPLETE", "FAIL"))}
+
+
+def test_report_is_self_contained_and_shows_the_study(tiny_search: dict, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report.html"
+    rc = main(["dashboard", "--storage", tiny_search["storage"], "--study", tiny_search["study"],
+               "--out", str(out)])
+    assert rc == 0 and capsys.readouterr().out.strip() == f"wrote {out}"
+    text = out.read_text(encoding="utf-8")
+    # offline: plotly.js inlined from the installed package, nothing loaded from elsewhere
+    assert get_plotlyjs()[:2000] in text
+    assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)=["']?(https?:)?//""", text)
+    assert "cdn" not in re.sub(r"<script>.*?</script>", "", text, flags=re.S).lower()
+    truth = store_truth(tiny_search["storage"], tiny_search["study"])
+    d = embedded_payload(text)
+    assert d["study"] == tiny_search["study"]
+    assert d["counts"]["complete"] == truth["complete"] and d["counts"]["total"] == truth["trials"]
+    assert sorted(d["front_numbers"]) == truth["front"]
+    assert sorted(r["number"] for r in d["front"]) == truth["front"]
+    assert set(d["figures"]) == {"pareto", "hypervolume", "compare", "families", "ops", "parallel"}
+    assert d["figures"]["compare"] is None
+    # every trial's detail is embedded (a small study), each with its export command
+    assert sorted(map(int, d["details"])) == truth["finished"]
+    det = d["details"][str(d["default_trial"])]
+    assert f"--trial {d['default_trial']} " in det["export"]
+    assert det["graph"]["data"], "the cell graph is drawn"
+    assert "Hypervolume over trials (reference point: accuracy 0.0000" in \
+        d["figures"]["hypervolume"]["layout"]["title"]["text"]
+
+
+def test_report_with_an_ablation_overlay(tiny_copy: dict, tmp_path: Path) -> None:
+    out = tmp_path / "ablation.html"
+    assert main(["dashboard", "--storage", tiny_copy["storage"], "--study", tiny_copy["study"],
+                 "--compare", tiny_copy["compare"], "--reference", "0,2e7", "--out", str(out)]) == 0
+    d = embedded_payload(out.read_text(encoding="utf-8"))
+    assert d["compare"] == [tiny_copy["compare"]] and d["reference"] == [0.0, 2e7]
+    names = [t["name"].split(":")[0] for t in d["figures"]["compare"]["data"]]
+    assert names == [tiny_copy["study"], tiny_copy["compare"]]
+    title = d["figures"]["compare"]["layout"]["title"]["text"]
+    assert "hypervolume reference: accuracy 0.0000, flops 20.00M" in title
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--reference", "0"], "--reference must have 2 values"),
+    (["--compare", "no-such-study"], "no study named 'no-such-study'"),
+    (["--study", "nope"], "no study named 'nope'"),
+    (["--port", "70000", "--serve"], "--port must be in 0..65535"),
+    (["--reference", "a,b"], "expected comma-separated numbers"),
+])
+def test_dashboard_cli_errors(tiny_search: dict, tmp_path: Path, argv: list[str], message: str,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) if argv[1] == "a,b" else contextlib.nullcontext():
+        rc = main(["dashboard", "--storage", tiny_search["storage"], "--out",
+                   str(tmp_path / "r.html"), *argv])
+        assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
