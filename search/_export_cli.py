@@ -86,6 +86,6 @@ def run(args: argparse.Namespace, open_study: Callable[[argparse.Namespace], Any
                           seed=args.seed, tolerance=args.tolerance)
     _print_report(report)
     if report.failed:
-        print("  (leave a format that cannot be written out with --formats, e.g. "
-              f"--formats {','.join(f for f in ('torchscript', 'onnx', 'code') if f not in report.failed)})")
+        keep = [f for f in formats if f not in report.failed and f not in ("spec", "safetensors")]
+        print("  (to leave out what cannot be written: --formats " + (",".join(keep) or "spec") + ")")
     return 0 if report.ok else 1

@@ -110,24 +110,32 @@ class _Pool:
             session = object()
         self.key = (session, *self.args, config.cpus_per_trial, config.gpus_per_trial)
         cached = _IDLE.pop(self.key, [])
-        self.idle = cached[:n]
-        self.idle += [self.cls.remote(*self.args) for _ in range(n - len(self.idle))]
+        self.idle = [a for a, _ in cached[:n]]
+        #: actor -> ObjectRef of its info() (pid, node), asked before any job is queued on it.
+        self.info = dict(cached[:n])
+        for _ in range(n - len(self.idle)):
+            self._spawn()
         self.owned = list(self.idle)
-        self.shutdown(cached[n:])
+        self.shutdown([a for a, _ in cached[n:]])
+
+    def _spawn(self) -> Any:
+        actor = self.cls.remote(*self.args)
+        self.info[actor] = actor.info.remote()
+        self.idle.append(actor)
+        return actor
 
     def replace(self, dead: Any) -> None:
         self.shutdown([dead])
         self.owned.remove(dead)
-        fresh = self.cls.remote(*self.args)
-        self.owned.append(fresh)
-        self.idle.append(fresh)
+        self.info.pop(dead, None)
+        self.owned.append(self._spawn())
 
     def release(self, keep: bool) -> None:
         """Keep the idle actors for the next search in this process, or kill them all."""
         busy = [a for a in self.owned if a not in self.idle]
         self.shutdown(busy)
         if keep:
-            _IDLE[self.key] = list(self.idle)
+            _IDLE[self.key] = [(a, self.info[a]) for a in self.idle]
         else:
             self.shutdown(self.idle)
 
@@ -258,16 +266,13 @@ class _RayExecutor:
         self.started_ray = started_ray
         self.pool = _Pool(config, _slots(config))
         self.pending: dict[Any, tuple[Any, Any]] = {}
-        self.info: dict[Any, Any] = {}
 
     def slots(self) -> int:
         return len(self.pool.idle)
 
     def worker_info(self, worker: Any) -> dict[str, Any]:
-        if worker not in self.info:
-            self.info[worker] = worker.info.remote()
-        try:
-            return dict(self.ray.get(self.info[worker], timeout=120))
+        try:  # asked when the actor was created, so it never waits behind a job
+            return dict(self.ray.get(self.pool.info[worker], timeout=300))
         except Exception:
             return {}
 
@@ -287,7 +292,6 @@ class _RayExecutor:
             self.pool.idle.append(worker)
         except (RayActorError, WorkerCrashedError) as exc:
             out = {"state": "died", "reason": f"the trial's worker process died ({type(exc).__name__})"}
-            self.info.pop(worker, None)
             self.pool.replace(worker)
         return token, out
 

@@ -87,7 +87,7 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> RDBStora
     elif scheme.startswith("postgresql"):
         kwargs = {"pool_pre_ping": True}
     try:
-        storage = RDBStorage(url, engine_kwargs=kwargs)
+        storage = _create_rdb(url, kwargs)
         if scheme.startswith("sqlite"):
             _tune_sqlite(storage)
         return storage
@@ -99,6 +99,23 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> RDBStora
     except Exception as exc:  # SQLAlchemy: bad URL, unreachable server, bad credentials
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"cannot open storage '{mask_url(url)}': {first[:300]}") from None
+
+
+def _create_rdb(url: str, kwargs: dict[str, Any], attempts: int = 5) -> RDBStorage:
+    """RDBStorage, retried when another process is creating the same new schema right now
+    (both see no tables, one wins the race to write the schema version)."""
+    import time
+
+    for i in range(attempts):
+        try:
+            return RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as exc:
+            racing = any(w in str(exc) for w in ("UNIQUE constraint failed", "already exists",
+                                                  "duplicate key", "database is locked"))
+            if not racing or i == attempts - 1:
+                raise
+            time.sleep(0.2 * (i + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _tune_sqlite(storage: RDBStorage) -> None:

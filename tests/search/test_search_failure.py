@@ -1,0 +1,105 @@
+"""Real processes, real signals: a killed trial worker and a killed search driver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hadanas.search import open_storage
+
+
+def _start(tmp: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hadanas", "search", *args], cwd=tmp,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _trials(tmp: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    if not (tmp / "hadanas.db").exists():
+        return []
+    try:
+        return optuna.load_study(study_name=study, storage=open_storage(f"sqlite:///{tmp / 'hadanas.db'}")).trials
+    except KeyError:
+        return []
+
+
+def _wait_for(pred, proc: subprocess.Popen, timeout: float = 300.0):  # type: ignore[no-untyped-def]
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        got = pred()
+        if got:
+            return got
+        if proc.poll() is not None:
+            pytest.fail(f"the search ended early:\n{proc.stdout.read() if proc.stdout else ''}")
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail("timed out waiting for the search")
+
+
+@pytest.mark.slow
+def test_killed_worker_fails_the_trial_and_retries_it(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "--trials", "3", "--epochs", "6", "--study", "kw", "--max-retries", "2",
+                  "--seed", "1")
+    try:
+        victim = _wait_for(lambda: next((t for t in _trials(tmp_path, "kw") if t.state == TrialState.RUNNING
+                                         and "worker_pid" in t.user_attrs), None), proc)
+        time.sleep(1.0)  # well inside its training
+        os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    trials = _trials(tmp_path, "kw")
+    dead = trials[victim.number]
+    assert dead.state == TrialState.FAIL
+    assert "worker process died" in dead.user_attrs["fail_reason"]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retry) == 1 and retry[0].params == dead.params
+    assert retry[0].state == TrialState.COMPLETE and retry[0].user_attrs["attempt"] == 1
+    assert retry[0].user_attrs["worker_pid"] != victim.user_attrs["worker_pid"]
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+    assert not any(t.state == TrialState.RUNNING for t in trials)
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "--trials", "6", "--epochs", "2", "--study", "kd", "--seed", "2")
+    try:
+        _wait_for(lambda: sum(t.state == TrialState.COMPLETE for t in _trials(tmp_path, "kd")) >= 2
+                  and any(t.state == TrialState.RUNNING for t in _trials(tmp_path, "kd")), proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = _trials(tmp_path, "kd")
+    done_before = {t.number: t for t in before if t.state == TrialState.COMPLETE}
+    stale = [t.number for t in before if t.state == TrialState.RUNNING]
+    assert len(done_before) >= 2 and stale
+
+    resumed = subprocess.run([sys.executable, "-m", "hadanas", "search", "--resume", "--trials", "6",
+                              "--epochs", "2", "--seed", "2"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "marked failed and queued again" in resumed.stderr
+    after = _trials(tmp_path, "kd")
+    complete = [t for t in after if t.state == TrialState.COMPLETE]
+    assert len(complete) == 6
+    for n, t in done_before.items():  # kept, unchanged
+        assert after[n].state == TrialState.COMPLETE and after[n].values == t.values
+        assert after[n].datetime_complete == t.datetime_complete
+    for n in stale:  # reconciled, and their architectures trained again
+        assert after[n].state == TrialState.FAIL
+        assert "driver stopped" in after[n].user_attrs["fail_reason"]
+        assert any(t.user_attrs.get("retry_of") == n and t.state == TrialState.COMPLETE for t in after)
+    trained = [t.user_attrs["fingerprint"] for t in complete if t.user_attrs["status"] == "trained"]
+    assert len(trained) == len(set(trained)), "a completed architecture was trained again"
+    assert not any(t.state == TrialState.RUNNING for t in after)
