@@ -17,10 +17,12 @@ a function, or importing a third-party package) raises :class:`ExportGap`, namin
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import inspect
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -95,14 +97,33 @@ def _drop_decorator(dec: ast.expr) -> bool:
     return isinstance(fn, ast.Attribute) and fn.attr in _REGISTERING
 
 
+def _segment(lines: list[bytes], node: ast.AST) -> str:
+    """The source text of ``node`` (``ast.get_source_segment`` without re-splitting the file;
+    ast offsets count UTF-8 bytes)."""
+    first, last = node.lineno - 1, node.end_lineno - 1  # type: ignore[attr-defined]
+    start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+    if first == last:
+        return lines[first][start:end].decode("utf-8")
+    return b"".join([lines[first][start:], *lines[first + 1 : last], lines[last][:end]]).decode("utf-8")
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_file(path: str, mtime_ns: int) -> tuple[ast.Module, tuple[bytes, ...]]:
+    """Parsed source of ``path``, cached while the file is unchanged."""
+    data = Path(path).read_bytes()
+    return ast.parse(data), tuple(data.splitlines(keepends=True))
+
+
 def _parse_module(name: str) -> _Module:
     try:
         mod = importlib.import_module(name)
-        source = inspect.getsource(mod)
-        path = inspect.getsourcefile(mod) or name
-    except (ImportError, OSError, TypeError) as exc:
+        path = inspect.getsourcefile(mod)
+        if path is None:
+            raise OSError("no source file")
+        tree, raw = _parse_file(path, os.stat(path).st_mtime_ns)
+    except (ImportError, OSError, TypeError, SyntaxError) as exc:
         raise ExportGap(f"the source of module '{name}' is not available ({exc}).") from None
-    tree = ast.parse(source)
+    lines = list(raw)
     defs: dict[str, _Def] = {}
     imports: dict[str, tuple[str, str | None, str]] = {}
     for i, node in enumerate(tree.body):
@@ -121,8 +142,8 @@ def _parse_module(name: str) -> _Module:
                 imports[local] = (base, a.name, stmt)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             kept = [d for d in node.decorator_list if not _drop_decorator(d)]
-            text = ast.get_source_segment(source, node) or ""
-            text = "".join(f"@{ast.get_source_segment(source, d)}\n" for d in kept) + text
+            text = _segment(lines, node)
+            text = "".join(f"@{_segment(lines, d)}\n" for d in kept) + text
             early: list[ast.AST] = list(kept)
             if isinstance(node, ast.ClassDef):
                 early += [*node.bases, *node.keywords]
@@ -141,7 +162,7 @@ def _parse_module(name: str) -> _Module:
             names = [t.id for t in targets if isinstance(t, ast.Name)]
             if not names or "__all__" in names:
                 continue
-            text = ast.get_source_segment(source, node) or ""
+            text = _segment(lines, node)
             value = [node.value] if node.value is not None else []
             for n in names:
                 defs[n] = _Def(name, n, i, node, text, _names(value), _names(value))

@@ -88,7 +88,7 @@ def op_spec(info: OpInfo) -> ArchSpec:
             edges = [{"src": k, "op": "conv_1x1"}, {"src": 0, "op": "skip"}]
             cell.append({"combine": info.name, "edges": edges,
                          **({"combine_knobs": knobs} if knobs else {})})
-    data: dict[str, Any] = {"stages": [8, 16], "cells_per_stage": 1, "cell": cell}
+    data: dict[str, Any] = {"stages": [8], "cells_per_stage": 1, "cell": cell}
     if info.arity == 2:
         data.update(inputs=["image", "vector"], input_fusion=info.name)
     return ArchSpec.from_dict(data)

@@ -157,6 +157,8 @@ def _torch_only_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_model_py_rebuilds_the_module_with_torch_only(exported: Any, data: Any, tmp_path: Path) -> None:
+    """In a fresh interpreter without hadanas or safetensors: ``model.build`` loads the weights
+    (strict) and gives the original's logits bit for bit; ``python model.py`` runs too."""
     work = tmp_path / "deploy"
     work.mkdir()
     for name in ("model.py", "weights.safetensors"):
@@ -164,7 +166,7 @@ def test_model_py_rebuilds_the_module_with_torch_only(exported: Any, data: Any, 
     x = data.inputs["test"][0][:16]
     save_file({"x": x.contiguous()}, str(work / "inputs.safetensors"))
     proc = _torch_only_python(
-        "import json\n"
+        "import json, runpy\n"
         "try:\n    import hadanas\nexcept ImportError:\n    pass\n"
         "else:\n    raise SystemExit('hadanas is importable')\n"
         "import model\n"
@@ -173,15 +175,20 @@ def test_model_py_rebuilds_the_module_with_torch_only(exported: Any, data: Any, 
         "import torch\n"
         "with torch.no_grad():\n    print(json.dumps(net(x).tolist()))\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('hadanas', 'safetensors', 'optuna', 'pytorch_lightning', 'ray'))))\n",
+        "('hadanas', 'safetensors', 'optuna', 'pytorch_lightning', 'ray'))))\n"
+        "sys.argv = ['model.py']\n"
+        "runpy.run_path('model.py', run_name='__main__')\n",
         work)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    logits_line, modules_line = proc.stdout.strip().splitlines()[-2:]
+    logits_line, modules_line, script_line = proc.stdout.strip().splitlines()[-3:]
     assert json.loads(modules_line) == []
     got = torch.tensor(json.loads(logits_line), dtype=torch.float32)
     with torch.no_grad():
         ref = load(exported.out)(x)
     assert torch.equal(got, ref)
+    n = count_params(load(exported.out))
+    assert script_line == (f"HadaNet: {n} parameters, weights {work / 'weights.safetensors'}, "
+                           "logits (2, 10)")
 
 
 def test_model_py_imports_only_torch_and_the_standard_library(exported: Any) -> None:
@@ -194,15 +201,6 @@ def test_model_py_imports_only_torch_and_the_standard_library(exported: Any) -> 
             roots.add((node.module or "").split(".")[0])
     assert "torch" in roots
     assert roots - {"torch", "__future__"} <= set(sys.stdlib_module_names), roots
-
-
-def test_model_py_runs_as_a_script(exported: Any, tmp_path: Path) -> None:
-    work = tmp_path / "script"
-    shutil.copytree(exported.out, work)
-    proc = _torch_only_python("import runpy; sys.argv = ['model.py']; "
-                              "runpy.run_path('model.py', run_name='__main__')", work)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "weights.safetensors, logits (2, 10)" in proc.stdout
 
 
 def test_load_refuses_what_is_not_an_export(exported: Any, tmp_path: Path, study: Any) -> None:
