@@ -195,7 +195,8 @@ def family_figure(d: FamilyData, template: str | None = TEMPLATE) -> go.Figure:
     colors = [FAMILY_COLORS.get(f, FAMILY_COLORS["unknown"]) for f in d.families]
     fig.add_trace(go.Bar(
         x=d.families, y=d.share_all * 100, name=f"all trials ({d.n_all})",
-        marker={"color": colors, "opacity": 0.35, "line": {"color": colors, "width": 1.5}},
+        marker={"color": "white", "line": {"color": colors, "width": 1.5},
+                "pattern": {"shape": "/", "fgcolor": colors, "solidity": 0.4}},
         customdata=d.trials_all * 100,
         hovertemplate="%{x}: %{y:.1f}% of op slots<br>in %{customdata:.0f}% of all trials<extra></extra>",
     ))
@@ -204,7 +205,7 @@ def family_figure(d: FamilyData, template: str | None = TEMPLATE) -> go.Figure:
         marker={"color": colors}, customdata=d.trials_front * 100,
         hovertemplate="%{x}: %{y:.1f}% of op slots<br>in %{customdata:.0f}% of front trials<extra></extra>",
     ))
-    fig.update_layout(title="Operator families: share of op slots, all trials vs the front",
+    fig.update_layout(title="Operator families: share of op slots",
                       barmode="group", yaxis_title="% of op slots", height=380,
                       legend={"orientation": "h", "y": -0.2}, **_LAYOUT)
     return _finish(fig, template)
@@ -226,7 +227,7 @@ def ops_figure(d: FamilyData, template: str | None = TEMPLATE) -> go.Figure:
     ))
     on_front = int((d.op_trials_front > 0).sum())
     fig.update_layout(
-        title=f"Ops on the front: {on_front} of {len(d.ops)} ops used appear on it",
+        title=f"Ops on the front: {on_front} of the {len(d.ops)} ops used",
         xaxis_title="% of trials using the op", height=max(320, 22 * len(d.ops) + 140),
         yaxis={"autorange": "reversed", "automargin": True}, legend={"orientation": "h", "y": -0.12},
         **_LAYOUT,

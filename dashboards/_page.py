@@ -45,7 +45,8 @@ _JS = r"""
   var cfg = JSON.parse(document.getElementById("hadanas-config").textContent);
   var data = null, selected = null, polling = false, wired = {};
   var FRONT_FIGS = ["pareto", "hypervolume", "compare"], VIEW_FIGS = ["families", "ops", "parallel"];
-  var PLOT_CFG = {responsive: true, displaylogo: false};
+  var PLOT_CFG = {responsive: true, displaylogo: false, displayModeBar: "hover",
+                  modeBarButtonsToRemove: ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"]};
   function $(id) { return document.getElementById(id); }
   function text(el, s) { el.textContent = s == null ? "" : String(s); }
   function status(msg, busy) { var s = $("status"); text(s, msg); s.className = busy ? "busy" : ""; }

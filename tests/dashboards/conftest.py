@@ -12,7 +12,7 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,20 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 def bulk_study(url: str, name: str, n: int, *, seed: int = 0, space: str = "full",
                objectives: tuple[str, ...] = ("accuracy", "flops"), n_failed: int = 0,
-               n_infeasible: int = 0, n_running: int = 0, acc_shift: float = 0.0) -> dict[str, Any]:
-    """Write a study of ``n`` trials straight into the RDB tables (seconds, not minutes).
+               n_infeasible: int = 0, n_running: int = 0, acc_shift: float = 0.0,
+               distinct_specs: int = 2000) -> dict[str, Any]:
+    """Write a study of ``n`` trials straight into an SQLite store's tables (seconds, not
+    the minutes Optuna's ``add_trials`` takes).
 
-    Specs are real draws from ``space`` (with the optuna params a search records); the
-    objective values are synthetic: FLOPs log-uniform, accuracy rising with log FLOPs plus
-    noise. User attrs follow search/_store.py. The first ``n_failed`` trials after trial 0
-    fail (costs known, no accuracy), the next ``n_infeasible`` are infeasible, and the last
-    ``n_running`` are still running. Returns ``{"name", "values", "states"}``.
+    Specs are real draws from ``space`` (``distinct_specs`` of them, reused round-robin),
+    stored with the Optuna params a search records; objective values are synthetic: FLOPs
+    log-uniform, accuracy rising with log FLOPs plus noise. User attrs follow
+    search/_store.py. Trials 1..n_failed fail (costs known, no accuracy), the next
+    ``n_infeasible`` are infeasible, the last ``n_running`` still run.
+    Returns ``{"name", "values", "states"}`` (values None unless COMPLETE).
     """
     import sqlalchemy as sa
     from optuna.distributions import CategoricalDistribution, distribution_to_json
-    from optuna.storages._rdb import models
 
     from hadanas.config import OBJECTIVES
     from hadanas.search import open_storage
@@ -51,32 +53,47 @@ def bulk_study(url: str, name: str, n: int, *, seed: int = 0, space: str = "full
         study.set_user_attr(k, v)
     sp = get_space(space)
     rng = random.Random(seed)
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc).replace(tzinfo=None)
+    t0 = datetime(2026, 1, 1)
     with storage.engine.connect() as conn:
         start_id = (conn.execute(sa.text("SELECT max(trial_id) FROM trials")).scalar() or 0) + 1
+    dist_json: dict[str, str] = {}
+    dists: dict[str, CategoricalDistribution] = {}
+    drawn: dict[int, tuple[dict[str, str], list[tuple[str, float, str]]]] = {}
+
+    def draw(k: int) -> tuple[dict[str, str], list[tuple[str, float, str]]]:
+        """JSON of the spec attrs, and the param rows, of distinct spec k."""
+        if k not in drawn:
+            ch = RandomChooser(seed * 1_000_003 + k)
+            spec = sp.suggest(ch)
+            rows = []
+            for pname, pval in ch.params.items():
+                if pname not in dists:
+                    dists[pname] = CategoricalDistribution(_choices_of(sp, pname))
+                    dist_json[pname] = distribution_to_json(dists[pname])
+                rows.append((pname, float(dists[pname].to_internal_repr(pval)), dist_json[pname]))
+            drawn[k] = ({"spec": json.dumps(spec.to_dict()), "fingerprint": json.dumps(spec.fingerprint()),
+                         "summary": json.dumps(spec.summary())}, rows)
+        return drawn[k]
+
     trials, values, attrs, params = [], [], [], []
     out_values: list[tuple[float, ...] | None] = []
     out_states: list[str] = []
-    choices_of: dict[str, str] = {}
+    stamp = "%Y-%m-%d %H:%M:%S.%f"
     for i in range(n):
         tid = start_id + i
-        ch = RandomChooser(seed * 1_000_003 + i)
-        spec = sp.suggest(ch)
+        spec_json, prows = draw(i % distinct_specs)
         flops = int(10 ** rng.uniform(5, 8))
         prm = flops // 40
         acc = min(0.995, max(0.05, 0.15 * math.log10(flops) - 0.35 + acc_shift + rng.gauss(0, 0.06)))
         lat = 0.02 * flops / 1e6 + rng.uniform(0.1, 0.3)
-        status = "trained"
-        state = "COMPLETE"
+        status, state = "trained", "COMPLETE"
         if 1 <= i <= n_failed:
             state = "FAIL"
         elif n_failed < i <= n_failed + n_infeasible:
             status, acc = "infeasible", 0.0
         if i >= n - n_running:
             state = "RUNNING"
-        a: dict[str, Any] = {"spec": spec.to_dict(), "fingerprint": spec.fingerprint(),
-                             "params": prm, "flops": flops, "summary": spec.summary(),
-                             "constraints": [0.0], "attempt": 0}
+        a: dict[str, Any] = {"params": prm, "flops": flops, "constraints": [0.0], "attempt": 0}
         if state == "COMPLETE":
             a.update({"val_accuracy": acc, "latency_ms": lat, "history": [acc],
                       "epochs": 0 if status == "infeasible" else 1, "status": status,
@@ -84,35 +101,28 @@ def bulk_study(url: str, name: str, n: int, *, seed: int = 0, space: str = "full
                       "weights_artifact": None if status == "infeasible" else f"w{i}"})
         elif state == "FAIL":
             a["fail_reason"] = "non-finite loss at epoch 1"
-        end = t0 + timedelta(seconds=2 * i + 1)
-        trials.append({"trial_id": tid, "number": i, "study_id": study._study_id,
-                       "state": optuna.trial.TrialState[state],
-                       "datetime_start": t0 + timedelta(seconds=2 * i),
-                       "datetime_complete": end if state != "RUNNING" else None})
+        start = t0 + timedelta(seconds=2 * i)
+        trials.append((tid, i, study._study_id, state, start.strftime(stamp),
+                       None if state == "RUNNING" else (start + timedelta(seconds=1)).strftime(stamp)))
         obj = {"accuracy": acc, "flops": float(flops), "params": float(prm), "latency": lat}
         vals = tuple(obj[o] for o in objectives)
         if state == "COMPLETE":
-            for k, v in enumerate(vals):
-                values.append({"trial_id": tid, "objective": k, "value": v,
-                               "value_type": models.TrialValueModel.TrialValueType.FINITE})
+            values += [(tid, k, v, "FINITE") for k, v in enumerate(vals)]
         out_values.append(vals if state == "COMPLETE" else None)
         out_states.append(state)
-        for k, v in a.items():
-            attrs.append({"trial_id": tid, "key": k, "value_json": json.dumps(v)})
-        for pname, pval in ch.params.items():
-            if pname not in choices_of:
-                choices_of[pname] = distribution_to_json(CategoricalDistribution(
-                    _choices_of(sp, pname)))
-            dist = CategoricalDistribution(_choices_of(sp, pname))
-            params.append({"trial_id": tid, "param_name": pname,
-                           "param_value": float(dist.to_internal_repr(pval)),
-                           "distribution_json": choices_of[pname]})
-    with storage.engine.begin() as conn:
-        conn.execute(sa.insert(models.TrialModel.__table__), trials)
+        attrs += [(tid, k, v) for k, v in spec_json.items()]
+        attrs += [(tid, k, json.dumps(v)) for k, v in a.items()]
+        params += [(tid, *row) for row in prows]
+    with storage.engine.begin() as conn:  # the DB-API directly: Optuna's table layout
+        conn.exec_driver_sql("INSERT INTO trials (trial_id, number, study_id, state, datetime_start, "
+                             "datetime_complete) VALUES (?, ?, ?, ?, ?, ?)", trials)
         if values:
-            conn.execute(sa.insert(models.TrialValueModel.__table__), values)
-        conn.execute(sa.insert(models.TrialUserAttributeModel.__table__), attrs)
-        conn.execute(sa.insert(models.TrialParamModel.__table__), params)
+            conn.exec_driver_sql("INSERT INTO trial_values (trial_id, objective, value, value_type) "
+                                 "VALUES (?, ?, ?, ?)", values)
+        conn.exec_driver_sql("INSERT INTO trial_user_attributes (trial_id, key, value_json) "
+                             "VALUES (?, ?, ?)", attrs)
+        conn.exec_driver_sql("INSERT INTO trial_params (trial_id, param_name, param_value, "
+                             "distribution_json) VALUES (?, ?, ?, ?)", params)
     storage.engine.dispose()
     return {"name": name, "values": out_values, "states": out_states}
 
