@@ -28,13 +28,12 @@ HADANAS = Path(sys.executable).parent / "hadanas"
 
 
 @pytest.fixture(scope="module")
-def processes(tiny_search: dict, front_trial: int,
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def processes(tiny_search: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("cli")
     store = ["--storage", tiny_search["storage"], "--study", tiny_search["study"]]
     commands = {
-        "ok": [str(HADANAS), "export", *store, "--trial", str(front_trial), "--out",
-               str(out / "one"), "--formats", "torchscript,code"],
+        "pareto": [str(HADANAS), "export", *store, "--pareto", "--out", str(out / "front"),
+                   "--formats", "torchscript,code"],
         "unknown_study": [str(HADANAS), "export", "--storage", tiny_search["storage"], "--study",
                           "no-such-study", "--trial", "0", "--out", str(out / "unknown_study")],
     }
@@ -80,18 +79,29 @@ def _error_line(r: Any) -> str:
     return lines[0]
 
 
-def test_a_real_process_exits_0_and_prints_each_check(processes: dict, front_trial: int) -> None:
-    r = processes["ok"]
+def test_a_real_process_exits_0_and_prints_each_check(processes: dict, study: Any) -> None:
+    """``--pareto`` as a real process: exit code 0, every member's files and checks printed,
+    the index listing the front."""
+    from hadanas.search import front_trials
+
+    r = processes["pareto"]
     assert r.rc == 0, r.err[-2000:]
-    one = processes["out"] / "one"
-    assert {p.name for p in one.iterdir()} == {"spec.json", "weights.safetensors", "hadanas.json",
-                                               "model.pt", "model.py", "MODEL_CARD.md"}
-    meta = json.loads((one / "hadanas.json").read_text())
-    for fmt in ("safetensors", "torchscript", "code"):
-        assert f"parity {fmt:12s} max |diff| = {meta['parity'][fmt]:.2e} (ok)" in r.out
-    assert f"trial {front_trial} -> {one}" in r.out
-    assert f"test accuracy {meta['test_accuracy']:.4f} (search weights)" in r.out
-    assert "--formats torchscript,code" in (one / "MODEL_CARD.md").read_text()
+    root = processes["out"] / "front"
+    index = json.loads((root / "index.json").read_text())
+    front = sorted(t.number for t in front_trials(study))
+    assert [m["trial"] for m in index["members"]] == front
+    for n in front:
+        member = root / f"trial-{n}"
+        assert {p.name for p in member.iterdir()} == {"spec.json", "weights.safetensors", "hadanas.json",
+                                                      "model.pt", "model.py", "MODEL_CARD.md"}
+        meta = json.loads((member / "hadanas.json").read_text())
+        assert f"trial {n} -> {member}" in r.out
+        assert f"test accuracy {meta['test_accuracy']:.4f} (search weights)" in r.out
+        assert "--formats torchscript,code" in (member / "MODEL_CARD.md").read_text()
+    assert r.out.count("parity torchscript  max |diff| =") == len(front)
+    assert r.out.count("(ok)") == 3 * len(front) and "FAILED" not in r.out
+    assert f"{len(front)} front member(s) of study '{study.study_name}'; index {root / 'index.json'}; " \
+           "all formats ok" in r.out
 
 
 def test_a_real_process_exits_2_with_one_line_on_an_unknown_study(processes: dict) -> None:
@@ -134,19 +144,6 @@ def test_errors_exit_2_with_one_line(cli: Any, edited_store: dict, tmp_path: Pat
     line = _error_line(r)
     assert line.startswith("hadanas") and message in line, line
     assert not (tmp_path / "x").exists()  # nothing written
-
-
-def test_pareto_exits_0_and_writes_the_index(cli: Any, tiny_search: dict, study: Any,
-                                             tmp_path: Path) -> None:
-    from hadanas.search import front_trials
-
-    r = cli("export", "--storage", tiny_search["storage"], "--study", tiny_search["study"],
-            "--pareto", "--out", str(tmp_path / "front"), "--formats", "code")
-    assert r.rc == 0, r.err[-2000:]
-    index = json.loads((tmp_path / "front" / "index.json").read_text())
-    assert [m["trial"] for m in index["members"]] == sorted(t.number for t in front_trials(study))
-    assert f"{len(index['members'])} front member(s) of study '{study.study_name}'" in r.out
-    assert r.out.count("parity code         max |diff|") == len(index["members"])
 
 
 def test_a_format_that_cannot_be_written_exits_1_and_names_the_gap(
