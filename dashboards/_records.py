@@ -93,7 +93,21 @@ def records_from_study(study: optuna.Study) -> StudyRecords:
                         attrs, trials)
 
 
-_FINISHED_NAMES = tuple(s.name for s in _FINISHED)
+_FINISHED_NAMES = frozenset(s.name for s in _FINISHED)
+
+
+def _value_kinds() -> dict[Any, str]:
+    from optuna.storages._rdb.models import TrialValueModel
+
+    kinds = TrialValueModel.TrialValueType
+    return {**{k: k.name for k in kinds}, **{k.name: k.name for k in kinds}}
+
+
+_VALUE_KIND = _value_kinds()
+
+
+#: A state column value (a TrialState, or its name) -> the name. Enum ``.name`` is slow.
+_STATE_NAME: dict[Any, str] = {**{s: s.name for s in TrialState}, **{s.name: s.name for s in TrialState}}
 
 
 def _value(value: float | None, value_type: Any) -> float:
@@ -102,7 +116,7 @@ def _value(value: float | None, value_type: Any) -> float:
     ``value_type`` is Optuna's ``TrialValueModel.TrialValueType`` (a member, or its name
     when it comes out of an aggregate): FINITE, INF_POS or INF_NEG.
     """
-    kind = getattr(value_type, "name", value_type)
+    kind = _VALUE_KIND.get(value_type, value_type)
     if kind == "INF_POS":
         return math.inf
     if kind == "INF_NEG":
@@ -222,22 +236,22 @@ class StoreReader:
                             raw.append(vj)
                 spec_of = dict(zip(found_ids, _loads_many(raw)))
         trials: list[TrialRecord] = []
-        for r in rows:
-            self._id_of[int(r.number)] = int(r.trial_id)
-            rec = self._finished.get(r.trial_id)
+        finished = self._finished
+        for trial_id, number, raw_state in rows:
+            self._id_of[number] = trial_id
+            rec = finished.get(trial_id)
             if rec is None:
-                state = r.state if isinstance(r.state, TrialState) else TrialState[str(r.state)]
-                tv = values.get(r.trial_id) if state == TrialState.COMPLETE else None
-                rec = TrialRecord(int(r.number), int(r.trial_id), state.name, tv,
-                                  uattrs.get(r.trial_id, {}))
-                if state in _FINISHED:
-                    self._finished[r.trial_id] = rec
-            if r.trial_id in spec_of:
-                rec.attrs[SPEC_KEY] = spec_of[r.trial_id]
+                state = _STATE_NAME.get(raw_state) or str(raw_state)
+                tv = values.get(trial_id) if state == "COMPLETE" else None
+                rec = TrialRecord(int(number), int(trial_id), state, tv, uattrs.get(trial_id, {}))
+                if state in _FINISHED_NAMES:
+                    finished[trial_id] = rec
+            if trial_id in spec_of:
+                rec.attrs[SPEC_KEY] = spec_of[trial_id]
                 if rec.state in _FINISHED_NAMES:
-                    self._with_spec.add(r.trial_id)
-            elif specs and r.trial_id not in self._with_spec and rec.state in _FINISHED_NAMES:
-                self._with_spec.add(r.trial_id)  # a finished trial without a spec: none to come
+                    self._with_spec.add(trial_id)
+            elif specs and trial_id not in self._with_spec and rec.state in _FINISHED_NAMES:
+                self._with_spec.add(trial_id)  # a finished trial without a spec: none to come
             trials.append(rec)
         trials.sort(key=lambda t: t.number)
         return StudyRecords(self.study_name, list(self._directions),

@@ -66,6 +66,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
         path = urlsplit(self.path).path
         app = self.server.app
+        if not self.server.host_allowed(self.headers.get("Host", "")):
+            # a page elsewhere that rebinds its DNS name to 127.0.0.1 must not read the study
+            self._json_error(403, "this dashboard answers only to the address it is bound to")
+            return
         try:
             if path in ("/", "/index.html"):
                 self._send(200, self.server.page, "text/html; charset=utf-8")
@@ -129,6 +133,13 @@ class DashboardServer(ThreadingHTTPServer):
 
                 self._plotly = get_plotlyjs().encode()
             return self._plotly
+
+    def host_allowed(self, host_header: str) -> bool:
+        """On a loopback address, only requests naming a loopback host (DNS rebinding)."""
+        if not is_loopback(str(self.server_address[0])):
+            return True
+        host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+        return host.strip("[]") in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
     @property
     def url(self) -> str:

@@ -65,6 +65,24 @@ def test_report_is_self_contained_and_shows_the_study(tiny_search: dict, tmp_pat
         d["figures"]["hypervolume"]["layout"]["title"]["text"]
 
 
+def test_report_from_an_optuna_study_equals_the_cli_report(tiny_search: dict, tmp_path: Path) -> None:
+    """`hadanas search` writes its report from an optuna.Study (Optuna's API); the CLI reads
+    the store with the fast reader: the two show the same study."""
+    from hadanas.dashboards import write_report
+
+    study = optuna.load_study(study_name=tiny_search["study"],
+                              storage=open_storage(tiny_search["storage"], create=False))
+    a = embedded_payload(write_report(study, tmp_path / "a.html",
+                                      storage_url=tiny_search["storage"]).read_text())
+    assert main(["dashboard", "--storage", tiny_search["storage"], "--out", str(tmp_path / "b.html")]) == 0
+    b = embedded_payload((tmp_path / "b.html").read_text())
+    for key in ("counts", "front", "front_numbers", "reference", "default_trial", "objectives"):
+        assert a[key] == b[key], key
+    for key in ("pareto", "hypervolume", "families", "ops", "parallel"):
+        assert a["figures"][key] == b["figures"][key], key
+    assert a["details"] == b["details"]
+
+
 def test_report_with_an_ablation_overlay(tiny_copy: dict, tmp_path: Path) -> None:
     out = tmp_path / "ablation.html"
     assert main(["dashboard", "--storage", tiny_copy["storage"], "--study", tiny_copy["study"],

@@ -112,6 +112,23 @@ def test_a_store_error_answers_503_and_the_server_lives_on(app: Dashboard, serve
         assert status == 200
 
 
+def test_a_foreign_host_name_is_refused(app: Dashboard, serve: Callable[..., Any]) -> None:
+    import urllib.error
+    import urllib.request
+
+    with serve(app) as server:
+        port = server.server_address[1]
+        for host, code in ((f"evil.example:{port}", 403), (f"localhost:{port}", 200),
+                           (f"127.0.0.1:{port}", 200)):
+            req = urllib.request.Request(server.url + "api/version", headers={"Host": host})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    status = r.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            assert status == code, host
+
+
 def test_cli_binds_localhost_by_default() -> None:
     from hadanas.dashboards import _cli
 
