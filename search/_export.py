@@ -240,11 +240,16 @@ def _dataset(study: optuna.Study) -> tuple[Any, str]:
     try:
         from hadanas.trainers import load_dataset
 
-        return load_dataset(name, int(cfg.get("data_seed", 0)), cfg.get("subset")), ""
+        data = load_dataset(name, int(cfg.get("data_seed", 0)), cfg.get("subset"))
     except HadanasError as exc:
         return None, f"dataset '{name}' is not available here: {exc}"
     except (ImportError, OSError, ValueError) as exc:
         return None, f"dataset '{name}' is not available here: {type(exc).__name__}: {exc}"
+    recorded = [list(s) for s in study.user_attrs.get("input_shapes") or []]
+    if [list(s) for s in data.input_shapes] != recorded:
+        return None, (f"dataset '{name}' now has input shapes {[list(s) for s in data.input_shapes]}, "
+                      f"but the study recorded {recorded}")
+    return data, ""
 
 
 def _storage_url(study: optuna.Study) -> str:
@@ -262,7 +267,12 @@ def _retrain(spec: ArchSpec, data: Any, study: optuna.Study, epochs: int, seed: 
     train = TrainConfig(epochs=epochs, batch_size=int(cfg.get("batch_size", 128)), lr=float(cfg.get("lr", 1e-2)))
     quiet_lightning()
     log.info("retraining %s from scratch for %d epoch(s) on train+val (seed %d)", spec.summary(), epochs, seed)
-    res = fit_spec(spec, data, train, seed=seed, splits=("train", "val"))
+    from hadanas.exceptions import TrialFailed
+
+    try:
+        res = fit_spec(spec, data, train, seed=seed, splits=("train", "val"))
+    except TrialFailed as exc:
+        raise ConfigError(f"retraining failed: {exc}; try another --seed.") from None
     info = {"epochs": res.epochs, "epochs_asked": epochs, "seed": seed, "splits": ["train", "val"],
             "batch_size": train.batch_size, "lr": train.lr, "device": res.device,
             "wall_time_s": round(res.wall_s, 2)}

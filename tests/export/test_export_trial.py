@@ -286,3 +286,22 @@ def test_pareto_exports_every_front_member_with_an_index(study: Any, tmp_path: P
     assert all(f"[trial-{n}](trial-{n}/MODEL_CARD.md)" in md for n in front)
     with pytest.raises(StoreError, match="is a Pareto export; load one of its members"):
         load(result.out)
+
+
+def test_without_the_dataset_parity_uses_random_inputs_and_says_so(
+        study: Any, front_trial: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hadanas.trainers
+    from hadanas.exceptions import DatasetError
+
+    def unavailable(*a: Any, **k: Any) -> Any:
+        raise DatasetError("the files are on another machine")
+
+    monkeypatch.setattr(hadanas.trainers, "load_dataset", unavailable)
+    report = export_trial(study, front_trial, tmp_path / "nodata", ["code"])
+    assert report.ok and report.test_accuracy is None
+    assert report.inputs == ("random normal inputs (dataset 'digits' is not available here: the files "
+                             "are on another machine) (batch 64)")
+    card = (report.out / "MODEL_CARD.md").read_text()
+    assert "test accuracy" not in card and "random normal inputs" in card
+    with pytest.raises(ConfigError, match=f"cannot retrain trial {front_trial}: dataset 'digits' is not"):
+        export_trial(study, front_trial, tmp_path / "nodata2", ["code"], retrain_epochs=1)
