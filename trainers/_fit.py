@@ -6,13 +6,13 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hadanas.exceptions import ConfigError
 from hadanas.spaces import ArchSpec
@@ -132,6 +132,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed.*")  # pre-reduced
 
 
 # --- data loading: whole batches by tensor indexing, no per-sample collate ---------------
@@ -164,11 +165,33 @@ def _as_batch(batch: Any) -> Any:
     return torch.utils.data.default_collate(batch)
 
 
+class SeededShuffle(Sampler[int]):
+    """A new seeded permutation on every pass: pass ``k`` uses seed ``f(seed, k)``.
+
+    Holds only integers, so it pickles into ``ddp_spawn`` children (a ``torch.Generator``
+    does not survive that trip)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.seed = seed
+        self.passes = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed((self.seed * 2_654_435_761 + self.passes) % (1 << 63))
+        self.passes += 1
+        yield from torch.randperm(self.n, generator=g).tolist()
+
+
 def make_loader(tensors: Sequence[torch.Tensor], batch: int, shuffle: bool, seed: int,
                 pin_memory: bool = False) -> DataLoader:  # type: ignore[type-arg]
-    gen = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(TensorBatches(*tensors), batch_size=batch, shuffle=shuffle, generator=gen,
-                      num_workers=0, collate_fn=_as_batch, pin_memory=pin_memory)
+    """Batches of ``tensors`` (shuffled with ``seed`` when ``shuffle``), fetched by indexing."""
+    ds = TensorBatches(*tensors)
+    sampler = SeededShuffle(len(ds), seed) if shuffle else None
+    return DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=0, collate_fn=_as_batch,
+                      pin_memory=pin_memory)
 
 
 def _split_tensors(data: DataBundle, splits: Sequence[str]) -> list[torch.Tensor]:
