@@ -30,6 +30,7 @@ from hadanas.dashboards._data import (
     TrialDetail,
     compare_data,
     family_data,
+    format_value,
     hypervolume_data,
     op_families,
     parallel_data,
@@ -49,7 +50,6 @@ from hadanas.dashboards._figures import (
     pareto_figure,
 )
 from hadanas.dashboards._records import StoreReader, StudyRecords, TrialRecord
-from hadanas.search._objectives import format_value
 from hadanas.search._pareto import to_minimization
 
 __all__ = [
@@ -266,10 +266,9 @@ class Dashboard:
     def _warm_up(self) -> None:
         """Build the payload of an empty study once, so Plotly's lazily imported classes
         and the shared template load at start-up rather than in the first request."""
-        r = self.readers[0]
-        n = len(r._directions)
-        empty = StudyRecords(self.study, list(r._directions), [f"objective {i}" for i in range(n)],
-                             {}, [])
+        directions = self.readers[0].directions
+        empty = StudyRecords(self.study, directions,
+                             [f"objective {i}" for i in range(len(directions))], {}, [])
         payload_json(build_payload(empty, families=self._families, details="none"))
 
     def version(self) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import optuna
 
 from hadanas.dashboards._records import StudyRecords, TrialRecord, records_from_study
 from hadanas.exceptions import ConfigError
-from hadanas.search._objectives import ATTR_OF, format_value
+from hadanas.search._objectives import ATTR_OF
+from hadanas.search._objectives import format_value as _format_known
 from hadanas.search._pareto import hypervolume, pareto_mask, to_minimization
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "cell_graph",
     "compare_data",
     "export_command",
+    "format_value",
     "family_data",
     "hypervolume_data",
     "op_families",
@@ -52,6 +54,13 @@ __all__ = [
 ]
 
 Source = StudyRecords | optuna.Study
+
+
+def format_value(objective: str, v: float | None) -> str:
+    """hadanas's units for its objectives and costs; 4 significant digits for any other name."""
+    if objective in ATTR_OF or v is None:
+        return _format_known(objective, v)
+    return f"{v:.4g}"
 
 
 def _records(src: Source) -> StudyRecords:

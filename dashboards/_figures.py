@@ -14,8 +14,8 @@ from hadanas.dashboards._data import (
     HypervolumeData,
     ParallelData,
     ParetoData,
+    format_value,
 )
-from hadanas.search._objectives import format_value
 
 __all__ = [
     "FAMILY_COLORS",

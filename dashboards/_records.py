@@ -161,6 +161,10 @@ class StoreReader:
         self._directions = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize"
                             for d in storage.get_study_directions(self.study_id)]
 
+    @property
+    def directions(self) -> list[str]:
+        return list(self._directions)
+
     def read(self, specs: bool = False) -> StudyRecords:
         """The study's trials by number; with ``specs``, every trial's attrs hold its spec."""
         with self._lock:

@@ -110,3 +110,24 @@ def test_dashboard_cli_errors(tiny_search: dict, tmp_path: Path, argv: list[str]
         assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("m, kind", [(1, "scatter"), (3, "scatter3d"), (4, "splom")])
+def test_report_of_a_plain_optuna_study(m: int, kind: str) -> None:
+    """Any Optuna study draws (no hadanas attrs: no specs, generic objective names)."""
+    from hadanas.dashboards import report_html
+
+    study = optuna.create_study(directions=["minimize"] * m)
+    rng = np.random.default_rng(m)
+    for _ in range(12):
+        t = study.ask()
+        study.tell(t, list(rng.random(m) * 1000))
+    t = study.ask()
+    study.tell(t, state=optuna.trial.TrialState.FAIL)
+    d = embedded_payload(report_html(study))
+    assert d["objectives"] == [f"objective {i}" for i in range(m)]
+    assert d["counts"]["complete"] == 12 and d["counts"]["failed"] == 1
+    assert {t["type"] for t in d["figures"]["pareto"]["data"]} == {kind}
+    assert d["figures"]["families"]["data"][0]["x"] == []  # no specs: nothing to attribute
+    row = d["front"][0]["values"]
+    assert all(re.fullmatch(r"[\d.e+-]+", v) for v in row), row  # 4 significant digits
