@@ -412,13 +412,16 @@ def export_model(
 
     Needs no study: ``facts`` adds what the model card should say about where the model
     came from. ``model`` is put in eval mode on the CPU. A format that cannot be produced
-    is listed in ``report.failed`` with the reason; the others are still written.
+    is listed in ``report.failed`` with the reason; the others are still written. Files of
+    an earlier export in ``out`` are replaced or removed; other files are left alone.
     """
     chosen = check_formats(formats)
     shapes = [list(map(int, s)) for s in input_shapes]
     model = model.to("cpu").eval()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for name in FILES.values():  # a file of an earlier export here would not match these weights
+        (out / name).unlink(missing_ok=True)
     if inputs is None:
         gen = torch.Generator().manual_seed(0)
         inputs = [torch.randn(PARITY_BATCH, *s, generator=gen) for s in shapes]
@@ -774,7 +777,7 @@ def _model_card(spec: ArchSpec, shapes: list[list[int]], num_classes: int, model
             d = report.parity[fmt]
             L.append(f"| {fmt} | `{FILES[fmt]}` | {d:.2e} | {'ok' if d <= report.tolerance else 'FAILED'} |")
         elif fmt in report.failed:
-            L.append(f"| {fmt} | not written | - | {report.failed[fmt]} |")
+            L.append(f"| {fmt} | not written | - | {_cell(report.failed[fmt])} |")
     if report.float32_noise is not None:
         L += ["", f"The original module's own float32 rounding on these inputs (max |float32 - "
               f"float64|) is {report.float32_noise:.2e}: a difference of that size is rounding, "
@@ -794,7 +797,14 @@ def _model_card(spec: ArchSpec, shapes: list[list[int]], num_classes: int, model
     return "\n".join(L)
 
 
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell (a ``|`` would end the cell)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _index_markdown(index: dict[str, Any]) -> str:
+    from hadanas.search._objectives import format_value
+
     objectives = index["objectives"]
     L = [f"# Pareto front of study '{index['study']}'", "",
          f"{len(index['members'])} member(s); formats {', '.join(index['formats'])}; "
@@ -802,12 +812,13 @@ def _index_markdown(index: dict[str, Any]) -> str:
          "| trial | dir | " + " | ".join(objectives) + " | params | test acc | parity | architecture |",
          "|---|---|" + "---|" * len(objectives) + "---|---|---|---|"]
     for m in index["members"]:
-        vals = [_fmt_num(m["values"].get(o)) for o in objectives] if isinstance(m["values"], dict) else []
+        vals = ([format_value(o, m["values"].get(o)) for o in objectives]
+                if isinstance(m["values"], dict) else [])
         parity = "ok" if m["ok"] else "FAILED: " + "; ".join(
             [f"{k} {v}" for k, v in m["failed"].items()]
             + [f"{k} {'inf' if v is None else f'{v:.1e}'}" for k, v in m["parity"].items()
                if v is None or v > index["tolerance"]])
         L.append(f"| {m['trial']} | [{m['dir']}]({m['dir']}/MODEL_CARD.md) | " + " | ".join(vals)
-                 + f" | {_fmt_num(m['params'])} | {_fmt_num(m['test_accuracy'])} | {parity} | "
-                 f"`{m['summary']}` |")
+                 + f" | {_fmt_num(m['params'])} | {_fmt_num(m['test_accuracy'])} | {_cell(parity)} | "
+                 f"`{_cell(m['summary'])}` |")
     return "\n".join(L) + "\n"

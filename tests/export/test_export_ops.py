@@ -10,6 +10,7 @@ Set ``HADANAS_EXPORT_TABLE=path.md`` to write the format x op parity table.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,17 @@ def test_every_op_is_exercised_with_every_knob_value(kit: SimpleNamespace) -> No
         assert sorted(map(str, used)) == sorted(map(str, kit.knob_combos(info))), info.name
         if info.arity == 2:
             assert spec.input_fusion == info.name and spec.inputs == ("image", "vector")
+
+
+def test_exporting_again_into_a_directory_leaves_no_stale_format(tmp_path: Path,
+                                                                 kit: SimpleNamespace) -> None:
+    spec = kit.op_spec(default_registry.get("conv_3x3"))
+    first = export_model(kit.perturbed_model(spec, seed=1), spec, kit.shapes_of(spec), 10,
+                         tmp_path, ["torchscript", "code"])
+    assert (tmp_path / "model.pt").exists() and first.ok
+    (tmp_path / "notes.txt").write_text("mine")
+    second = export_model(kit.perturbed_model(spec, seed=2), spec, kit.shapes_of(spec), 10,
+                          tmp_path, ["code"])
+    assert second.ok and not (tmp_path / "model.pt").exists()  # it held the seed-1 weights
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert "model.pt" not in json.loads((tmp_path / "hadanas.json").read_text())["files"].values()

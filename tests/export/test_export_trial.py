@@ -284,6 +284,9 @@ def test_pareto_exports_every_front_member_with_an_index(study: Any, tmp_path: P
         assert m["test_accuracy"] == evaluate(load(member), load_dataset("digits", 0), "test")
     md = (result.out / "INDEX.md").read_text()
     assert all(f"[trial-{n}](trial-{n}/MODEL_CARD.md)" in md for n in front)
+    rows = [ln for ln in md.splitlines() if ln.startswith("|")]
+    assert len(rows) == 2 + len(front)
+    assert len({len(re.findall(r"(?<!\\)\|", ln)) for ln in rows}) == 1  # summaries' | escaped
     with pytest.raises(StoreError, match="is a Pareto export; load one of its members"):
         load(result.out)
 
