@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +29,7 @@ import hadanas
 from hadanas.config import SearchConfig
 from hadanas.exceptions import ConfigError, StoreError
 from hadanas.search._export import TOLERANCE, export_pareto, export_trial, load
-from hadanas.spaces import ArchSpec, HadaNet, build_model, count_params
+from hadanas.spaces import ArchSpec, HadaNet, count_params
 from hadanas.trainers import evaluate, load_dataset
 
 pytestmark = pytest.mark.ray  # uses the shared tiny search (a Ray runtime)
