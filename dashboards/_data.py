@@ -189,7 +189,8 @@ def pareto_data(src: Source, hover: bool = True) -> ParetoData:
     if feasible.any():
         idx = np.flatnonzero(feasible)
         on_front[idx[pareto_mask(to_minimization(values[idx], r.directions))]] = True
-    texts = [_hover(t, r.objectives, t.values or ()) if hover else "" for t in trials]
+    labels = [_esc(o) for o in r.objectives]
+    texts = [_hover(t, r.objectives, t.values or (), labels) if hover else "" for t in trials]
     failed = [t for t in r.trials if t.state == "FAIL"]
     fvals = np.full((len(failed), m), np.nan)
     for i, t in enumerate(failed):
@@ -211,13 +212,18 @@ def _esc(text: str) -> str:
     return html.escape(text) if ("<" in text or ">" in text or "&" in text) else text
 
 
-def _hover(t: TrialRecord, objectives: Sequence[str], values: Sequence[float | None]) -> str:
+_COSTS = (("params", "params"), ("flops", "flops"), ("latency_ms", "latency"))
+
+
+def _hover(t: TrialRecord, objectives: Sequence[str], values: Sequence[float | None],
+           labels: Sequence[str] | None = None) -> str:
+    """Hover text of one trial; ``labels`` are the escaped objective names (precomputed)."""
     a = t.attrs
     state = a.get("status", "trained") if t.state == "COMPLETE" else t.state.lower()
     lines = [f"<b>trial {t.number}</b> ({_esc(str(state))})"]
-    for o, v in zip(objectives, values):
-        lines.append(f"{_esc(o)}: {format_value(o, v)}")
-    for key, o in (("params", "params"), ("flops", "flops"), ("latency_ms", "latency")):
+    for o, lab, v in zip(objectives, labels or [_esc(o) for o in objectives], values):
+        lines.append(f"{lab}: {format_value(o, v)}")
+    for key, o in _COSTS:
         if o not in objectives and a.get(key) is not None:
             lines.append(f"{o}: {format_value(o, a[key])}")
     if a.get("epochs") is not None:

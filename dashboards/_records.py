@@ -55,7 +55,7 @@ class TrialRecord(NamedTuple):
     trial_id: int
     state: str  # TrialState name: COMPLETE | FAIL | RUNNING | WAITING | PRUNED
     values: tuple[float, ...] | None
-    attrs: dict[str, Any]  # user attrs: all, or StoreReader's LIGHT_KEYS (+ spec on request)
+    attrs: dict[str, Any]  # user attrs: all, or StoreReader's non-null LIGHT_KEYS (+ spec)
 
 
 class StudyRecords(NamedTuple):
@@ -212,21 +212,27 @@ class StoreReader:
                         if row[0] in wanted and all(row[2 + 2 * k] is not None for k in range(n_obj)):
                             values[row[0]] = tuple(_value(row[1 + 2 * k], row[2 + 2 * k])
                                                    for k in range(n_obj))
-                acols = [sa.func.max(sa.case((UA.c.key == k, UA.c.value_json))) for k in LIGHT_KEYS]
-                found: list[tuple[int, str]] = []
+                # The database also writes each trial's light attrs as one JSON object
+                # ('{"summary": ..., "status": ...}', null where unset), so Python decodes
+                # one array instead of handling every attr.
+                obj: Any = None
+                for i, k in enumerate(LIGHT_KEYS):
+                    head = sa.literal(("{" if i == 0 else ",") + json.dumps(k) + ":", sa.Text)
+                    val = sa.func.coalesce(sa.func.max(sa.case((UA.c.key == k, UA.c.value_json))),
+                                           sa.literal("null", sa.Text))
+                    obj = head + val if obj is None else obj + head + val
+                obj = obj + sa.literal("}", sa.Text)
+                found: list[int] = []
                 raw: list[str] = []
                 for cond in self._ids_clause(UA.c.trial_id, todo):
-                    q = (sa.select(UA.c.trial_id, *acols)
+                    q = (sa.select(UA.c.trial_id, obj)
                          .where(cond, UA.c.key.in_(LIGHT_KEYS)).group_by(UA.c.trial_id))
-                    for row in conn.execute(q).all():
-                        if row[0] in wanted:
-                            for key, vj in zip(LIGHT_KEYS, row[1:]):
-                                if vj is not None:
-                                    found.append((row[0], key))
-                                    raw.append(vj)
-                # One decode of a JSON array instead of one call per value.
-                for (tid, key), v in zip(found, _loads_many(raw)):
-                    uattrs.setdefault(tid, {})[key] = v
+                    for tid, text in conn.execute(q).all():
+                        if tid in wanted:
+                            found.append(tid)
+                            raw.append(text)
+                for tid, d in zip(found, _loads_many(raw)):
+                    uattrs[tid] = {k: v for k, v in d.items() if v is not None}
             if specs:
                 need = sorted(r.trial_id for r in rows if r.trial_id not in self._with_spec)
                 need_set = set(need)
