@@ -33,6 +33,7 @@ __all__ = [
     "FamilyData",
     "HypervolumeData",
     "ParallelData",
+    "ParallelDim",
     "ParetoData",
     "TrialDetail",
     "cell_graph",
