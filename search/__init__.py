@@ -5,7 +5,13 @@ from __future__ import annotations
 from hadanas.search._export import FORMATS, ExportReport, export_trial, load
 from hadanas.search._objectives import ATTR_OF, objective_values
 from hadanas.search._pareto import hypervolume, pareto_mask, to_minimization
-from hadanas.search._runner import SearchResult, front_trials, make_sampler, run_search
+from hadanas.search._runner import (
+    SearchResult,
+    front_trials,
+    make_sampler,
+    release_workers,
+    run_search,
+)
 from hadanas.search._store import (
     DEFAULT_STORAGE,
     default_artifact_dir,
@@ -33,6 +39,7 @@ __all__ = [
     "objective_values",
     "open_storage",
     "pareto_mask",
+    "release_workers",
     "run_search",
     "to_minimization",
 ]

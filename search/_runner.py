@@ -29,7 +29,7 @@ from hadanas.search._pareto import pareto_mask, to_minimization
 from hadanas.search._store import default_artifact_dir, mask_url, open_storage
 from hadanas.spaces import ArchSpec, SearchSpace, build_model, count_flops, count_params, get_space
 
-__all__ = ["run_search", "SearchResult", "front_trials", "make_sampler"]
+__all__ = ["run_search", "release_workers", "SearchResult", "front_trials", "make_sampler"]
 
 log = get_logger(__name__)
 
@@ -86,6 +86,22 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
 # Idle actors kept between searches of one process (tests, benchmarks, ablations), keyed by
 # what an actor holds: the Ray session, the dataset and the resources it was created with.
 _IDLE: dict[tuple[Any, ...], list[Any]] = {}
+
+
+def release_workers() -> int:
+    """Stop the worker actors kept by ``run_search(..., keep_workers=True)``; return how many."""
+    n = 0
+    for actors in list(_IDLE.values()):
+        import ray
+
+        for a, _ in actors:
+            try:
+                ray.kill(a, no_restart=True)
+                n += 1
+            except Exception:
+                pass
+    _IDLE.clear()
+    return n
 
 
 class _Pool:
@@ -259,11 +275,12 @@ def _reconcile_stale(study: optuna.Study) -> int:
 class _RayExecutor:
     """Runs jobs on the actor pool; ``wait`` returns one finished job at a time."""
 
-    def __init__(self, config: SearchConfig, started_ray: bool) -> None:
+    def __init__(self, config: SearchConfig, started_ray: bool, keep: bool) -> None:
         import ray
 
         self.ray = ray
         self.started_ray = started_ray
+        self.keep = keep and not started_ray
         self.pool = _Pool(config, _slots(config))
         self.pending: dict[Any, tuple[Any, Any]] = {}
 
@@ -299,7 +316,7 @@ class _RayExecutor:
         return [t for t, _ in self.pending.values()]
 
     def close(self) -> None:
-        self.pool.release(keep=not self.started_ray)
+        self.pool.release(keep=self.keep)
         if self.started_ray:
             self.ray.shutdown()
 
@@ -336,8 +353,16 @@ class _InlineExecutor:
         pass
 
 
-def run_search(config: SearchConfig, space: SearchSpace | None = None) -> SearchResult:
-    """Run (or resume) the search described by ``config``; return the stored outcome."""
+def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
+               executor: str = "auto", keep_workers: bool = False) -> SearchResult:
+    """Run (or resume) the search described by ``config``; return the stored outcome.
+
+    ``executor``: ``"auto"`` trains on Ray and looks benchmark tables up in the driver;
+    ``"ray"`` sends table look-ups to the Ray workers too (used to measure orchestration).
+    ``keep_workers``: when Ray was already running, keep the idle worker actors (and the
+    cluster resources they hold) for the next search in this process; otherwise they are
+    stopped. :func:`release_workers` stops kept ones.
+    """
     t_start = time.perf_counter()
     space = space or get_space(config.space)
     benchmark = config.benchmark_file is not None
@@ -412,20 +437,23 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
         )
         log.info("early stopping: rungs at epochs %s, eta %d (%d earlier results)", rungs, config.eta, seeded)
 
-    if benchmark:
+    if executor not in ("auto", "ray"):
+        raise ConfigError(f"executor must be 'auto' or 'ray', but got {executor!r}.")
+    use_ray = not benchmark or executor == "ray"
+    if not use_ray:
         from hadanas.search._worker import run_table_job
 
-        executor: Any = _InlineExecutor(lambda job: run_table_job(job, table, space))
+        runner: Any = _InlineExecutor(lambda job: run_table_job(job, table, space))
     else:
         started_ray = _init_ray(config)
-        executor = _RayExecutor(config, started_ray)
+        runner = _RayExecutor(config, started_ray, keep_workers)
         if board is not None:
             import ray
 
             board = ray.remote(num_cpus=0)(type(board)).remote(board.rungs, config.eta)
             # Seed the actor the same way.
             ray.get(board.seed.remote([
-                (str(t.number), list(t.user_attrs.get("history") or []), None)
+                (str(t.number), list(t.user_attrs.get("history") or []), t.user_attrs.get("history_epochs"))
                 for t in done if t.user_attrs.get("status") in ("trained", "stopped_early")
             ]))
 
@@ -525,8 +553,9 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
         trial.set_user_attr("attempt", attempt)
         job = {"spec": spec.to_dict(), "seed": config.seed * 100003 + trial.number, "train": train,
                "latency": need_latency, "latency_batch": config.latency_batch,
-               "board": board, "key": str(trial.number)}
-        info = executor.submit(job, (trial, spec, fp))
+               "board": board, "key": str(trial.number),
+               "table": config.benchmark_file if benchmark else None}
+        info = runner.submit(job, (trial, spec, fp))
         if not benchmark:
             for k in ("pid", "node_id"):
                 if info.get(k) is not None:
@@ -535,16 +564,16 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
         return True
 
     def in_flight() -> int:
-        return len(executor.pending) + sum(len(v) for v in waiting_dups.values())
+        return len(runner.pending) + sum(len(v) for v in waiting_dups.values())
 
     try:
         while True:
-            while executor.slots() and n_complete + in_flight() < target:
+            while runner.slots() and n_complete + in_flight() < target:
                 if not launch():
                     break
-            if not executor.pending:
+            if not runner.pending:
                 break
-            (trial, spec, fp), out = executor.wait()
+            (trial, spec, fp), out = runner.wait()
             inflight_fp.discard(fp)
             dups = waiting_dups.pop(fp, [])
             if out["state"] == "complete":
@@ -580,14 +609,14 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None) -> Search
                 if out["state"] == "died" and d_attempt < config.max_retries:
                     study.enqueue_trial(d.params, user_attrs={"retry_of": d.number, "attempt": d_attempt + 1})
     except BaseException:
-        for trial, *_ in executor.tokens():
+        for trial, *_ in runner.tokens():
             _fail_quietly(study, trial, "the search was interrupted")
         for ds in waiting_dups.values():
             for d in ds:
                 _fail_quietly(study, d, "the search was interrupted")
         raise
     finally:
-        executor.close()
+        runner.close()
     return _finish(config, study, t_start, stats)
 
 

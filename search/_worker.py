@@ -15,11 +15,11 @@ class TrialWorker:
     def __init__(self, dataset: str, subset: int | None, data_seed: int, threads: int) -> None:
         import torch
 
-        from hadanas.trainers import load_dataset, quiet_lightning
+        from hadanas.trainers import list_datasets, load_dataset, quiet_lightning
 
         torch.set_num_threads(max(1, threads))
         quiet_lightning()
-        self.data = load_dataset(dataset, data_seed, subset)
+        self.data = load_dataset(dataset, data_seed, subset) if dataset in list_datasets() else None
 
     def info(self) -> dict[str, Any]:
         import ray
@@ -27,6 +27,11 @@ class TrialWorker:
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        if job.get("table"):  # benchmark mode on Ray: look up, do not train
+            from hadanas.search._nb201 import NB201Table
+            from hadanas.spaces import get_space
+
+            return run_table_job(job, NB201Table.load(job["table"]), get_space("nb201"))
         from hadanas.trainers import TrainConfig
 
         return run_job(job, self.data, TrainConfig(**job["train"]))

@@ -52,5 +52,5 @@ def tiny_search(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> 
     url = f"sqlite:///{d / 'hadanas.db'}"
     config = SearchConfig(trials=6, epochs=1, storage=url, out=str(d / "out"), seed=0,
                           max_concurrent=2)
-    result = run_search(config)
+    result = run_search(config, keep_workers=True)
     return {"storage": url, "study": result.study_name, "result": result, "dir": d}

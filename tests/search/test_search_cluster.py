@@ -146,7 +146,7 @@ def test_store_contract(store_url: str) -> None:
 def test_search_on_postgresql(ray_session: None, pg_url: str, tmp_path: Path) -> None:
     config = SearchConfig(trials=3, epochs=1, storage=pg_url, out=str(tmp_path),
                           artifacts=str(tmp_path / "art"), study="pg")
-    result = run_search(config)
+    result = run_search(config, keep_workers=True)
     assert result.completed == 3
     study = load_study(open_storage(pg_url), "pg")
     complete = study.get_trials(states=(TrialState.COMPLETE,))
@@ -154,7 +154,7 @@ def test_search_on_postgresql(ray_session: None, pg_url: str, tmp_path: Path) ->
     assert all(t.user_attrs["weights_artifact"] for t in complete)
     assert study.user_attrs["config"]["storage"] == pg_url  # no password to mask here
     # Resume on PostgreSQL continues the same study.
-    r2 = run_search(config.replace(trials=4, resume=True))
+    r2 = run_search(config.replace(trials=4, resume=True), keep_workers=True)
     assert r2.completed == 4 and len(load_study(open_storage(pg_url), "pg").trials) == 4
 
 

@@ -79,7 +79,7 @@ def test_duplicates_constraints_and_resume(ray_session: None, tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 's.db'}"
     base = SearchConfig(trials=10, epochs=1, storage=url, out=str(tmp_path), sampler="random",
                         seed=3, max_concurrent=2, study="dups")
-    result = run_search(base, space=_tiny_space())
+    result = run_search(base, space=_tiny_space(), keep_workers=True)
     study = load_study(open_storage(url), "dups")
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert result.completed == len(complete) == 10
@@ -96,7 +96,7 @@ def test_duplicates_constraints_and_resume(ray_session: None, tmp_path: Path) ->
             assert src.values == t.values
 
     # Resume with a larger budget: nothing completed is re-run, numbering continues.
-    result2 = run_search(base.replace(trials=13, resume=True, study=None), space=_tiny_space())
+    result2 = run_search(base.replace(trials=13, resume=True, study=None), space=_tiny_space(), keep_workers=True)
     study = load_study(open_storage(url), "dups")
     after = study.get_trials(states=(TrialState.COMPLETE,))
     assert result2.completed == 13
@@ -106,7 +106,7 @@ def test_duplicates_constraints_and_resume(ray_session: None, tmp_path: Path) ->
 
     # A constraint no spec satisfies: everything is recorded infeasible, nothing trained.
     cfg = base.replace(study="constrained", trials=3, max_params=10)
-    r3 = run_search(cfg, space=_tiny_space())
+    r3 = run_search(cfg, space=_tiny_space(), keep_workers=True)
     study = load_study(open_storage(url), "constrained")
     ts = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(ts) == 3 and r3.stats["trained"] == 0

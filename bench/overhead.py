@@ -1,0 +1,103 @@
+"""Orchestration overhead per trial: hadanas vs Ray Tune + OptunaSearch, side by side.
+
+Both run the same N trivial trials — a NAS-Bench-201 cell (6 categorical choices) whose
+accuracy is looked up in the table, two objectives (accuracy max, params min) — on the
+same local Ray runtime, with the same concurrency, each into its own SQLite Optuna store.
+hadanas sends every look-up to its Ray worker actors (``executor="ray"``), so the whole
+path is measured: ask, suggest, static costs, store writes, Ray dispatch, tell. Ray Tune
+runs OptunaSearch with the storage and ``reuse_actors=True``. Both use Optuna's random
+sampler (the NSGA-II sampler cannot be pickled into Tune's searcher checkpoints). A warm-up round of each
+runs first (Ray start, actor start, table load are not per-trial costs).
+
+    python bench/overhead.py [--trials 60] [--concurrency 2] [--table ../shared/nas/nb201.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+EDGES = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
+
+
+def run_hadanas(n: int, conc: int, table: str, workdir: Path, tag: str) -> float:
+    from hadanas.config import SearchConfig
+    from hadanas.search import run_search
+
+    cfg = SearchConfig(space="nb201", benchmark_file=table, trials=n, max_concurrent=conc,
+                       storage=f"sqlite:///{workdir / f'hadanas-{tag}.db'}", study=tag,
+                       objectives=("accuracy", "params"), sampler="random", out=str(workdir))
+    t0 = time.perf_counter()
+    r = run_search(cfg, executor="ray")  # its actors stop when it returns
+    dt = time.perf_counter() - t0
+    assert r.completed == n, r
+    return dt
+
+
+def run_tune(n: int, conc: int, table: str, workdir: Path, tag: str) -> float:
+    import optuna
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from hadanas.search._nb201 import NB201Table
+
+    rows = NB201Table.load(table).rows
+
+    def trainable(config: dict) -> dict:
+        arch = "+".join("|" + "|".join(f"{config[f'e{i}{j}']}~{j}" for (i2, j) in EDGES if i2 == i) + "|"
+                        for i in (1, 2, 3))
+        convs = sum(config[f"e{i}{j}"].startswith("nor_conv") for i, j in EDGES)
+        return {"accuracy": rows[arch].valid_200, "params": float(convs)}
+
+    space = {f"e{i}{j}": tune.choice(OPS) for i, j in EDGES}
+    storage = optuna.storages.RDBStorage(f"sqlite:///{workdir / f'tune-{tag}.db'}")
+    searcher = OptunaSearch(metric=["accuracy", "params"], mode=["max", "min"], storage=storage,
+                            study_name=tag, sampler=optuna.samplers.RandomSampler(seed=0))
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space=space,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n, max_concurrent_trials=conc,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(workdir / "tune"), name=tag, verbose=0),
+    )
+    t0 = time.perf_counter()
+    results = tuner.fit()
+    dt = time.perf_counter() - t0
+    assert len(results) == n, len(results)
+    return dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trials", type=int, default=60)
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--table", default=str(Path(__file__).resolve().parents[2] / "shared/nas/nb201.csv"))
+    args = ap.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    import optuna
+    import ray
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        run_hadanas(4, args.concurrency, args.table, work, "warm-h")
+        run_tune(4, args.concurrency, args.table, work, "warm-t")
+        h = run_hadanas(args.trials, args.concurrency, args.table, work, "hadanas")
+        t = run_tune(args.trials, args.concurrency, args.table, work, "tune")
+    ray.shutdown()
+    print(f"trials: {args.trials}, concurrency: {args.concurrency}, store: SQLite, objectives: 2")
+    print(f"hadanas              : {h:7.2f} s total, {1e3 * h / args.trials:7.1f} ms per trial")
+    print(f"Ray Tune+OptunaSearch: {t:7.2f} s total, {1e3 * t / args.trials:7.1f} ms per trial")
+    print(f"ratio hadanas / Ray Tune per-trial overhead: {h / t:.3f} (target <= 0.100)")
+
+
+if __name__ == "__main__":
+    main()
