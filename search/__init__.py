@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from hadanas.search._export import FORMATS, ExportReport, export_trial, load
+from hadanas.search._export import (
+    FORMATS,
+    ExportReport,
+    ParetoExport,
+    check_formats,
+    export_model,
+    export_pareto,
+    export_trial,
+    load,
+)
 from hadanas.search._objectives import ATTR_OF, objective_values
 from hadanas.search._pareto import hypervolume, pareto_mask, to_minimization
 from hadanas.search._runner import (
@@ -24,6 +33,10 @@ from hadanas.search._store import (
 __all__ = [
     "FORMATS",
     "ExportReport",
+    "ParetoExport",
+    "check_formats",
+    "export_model",
+    "export_pareto",
     "export_trial",
     "load",
     "ATTR_OF",

@@ -108,13 +108,20 @@ class HyenaMixer(nn.Module):
         n, c, h, w = x.shape
         v, g1, g2 = self.proj(x).chunk(3, dim=1)
         u = hmul(self.norm(g1), v).float()  # (N, C, H, W)
+        tracing = torch.jit.is_tracing()
+        if tracing:  # static sizes, so exporters see a kernel of known shape
+            c, h, w = int(c), int(h), int(w)
         filt = self._filter(h, w, x.device)
-        # Linear (not circular) 2-D convolution via zero-padded FFT.
-        H, W = 2 * h - 1 + h - 1, 2 * w - 1 + w - 1
-        U = torch.fft.rfft2(u, s=(H, W))
-        K = torch.fft.rfft2(filt, s=(H, W))
-        full = torch.fft.irfft2(U * K, s=(H, W))
-        y = full[..., h - 1 : 2 * h - 1, w - 1 : 2 * w - 1]  # centred: bidirectional
+        if tracing:
+            # Exporters (ONNX) have no complex FFT: the same linear convolution, directly.
+            y = F.conv2d(u, filt.flip(-2, -1).unsqueeze(1), padding=(h - 1, w - 1), groups=c)
+        else:
+            # Linear (not circular) 2-D convolution via zero-padded FFT.
+            H, W = 2 * h - 1 + h - 1, 2 * w - 1 + w - 1
+            U = torch.fft.rfft2(u, s=(H, W))
+            K = torch.fft.rfft2(filt, s=(H, W))
+            full = torch.fft.irfft2(U * K, s=(H, W))
+            y = full[..., h - 1 : 2 * h - 1, w - 1 : 2 * w - 1]  # centred: bidirectional
         return self.out(hmul(torch.sigmoid(g2), y))
 
 

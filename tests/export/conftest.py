@@ -28,18 +28,7 @@ IMAGE = (1, 8, 8)  # digits
 VECTOR = (6,)
 FORMATS = ("safetensors", "torchscript", "onnx", "code")
 
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("onnx", "hyena"): (
-        "HyenaMixer computes its long convolution with torch.fft.rfft2/irfft2 on complex "
-        "tensors; the TorchScript-based ONNX exporter (torch.onnx.export(dynamo=False)) has no "
-        "symbolic for aten::fft_rfft2 and no complex dtype, and the dynamo exporter needs "
-        "onnxscript, which hadanas does not depend on. Minimal fix in spaces/ops/pairwise.py, "
-        "HyenaMixer.forward, only while tracing (eager search keeps the FFT and its cost): after "
-        "'n, c, h, w = x.shape' add 'if torch.jit.is_tracing(): c, h, w = int(c), int(h), int(w)' "
-        "and compute y as 'F.conv2d(u, filt.flip(-2, -1).unsqueeze(1), padding=(h - 1, w - 1), "
-        "groups=c)' when torch.jit.is_tracing() (the same linear convolution; ONNX parity 4e-9)."
-    ),
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def require(condition: bool, reason: str) -> None:
