@@ -27,6 +27,7 @@ __all__ = [
     "clear_cache",
     "Loader",
     "dataset_descriptions",
+    "is_dataset",
     "list_datasets",
     "load_dataset",
     "make_bundle",
@@ -213,6 +214,20 @@ def list_datasets() -> list[str]:
 def dataset_descriptions() -> dict[str, str]:
     """``{name: one-line description}`` of every registered dataset."""
     return dict(_DESCRIPTIONS)
+
+
+def is_dataset(name: str) -> bool:
+    """Whether ``load_dataset`` would try ``name``: a registered name, ``folder:``/``npz:``
+    with a path, or an existing folder or ``.npz`` file. Cheap: reads no data."""
+    if not isinstance(name, str) or not name:
+        return False
+    if name in _DATASETS:
+        return True
+    kind, _, rest = name.partition(":")
+    if kind in ("folder", "npz") and rest:
+        return True
+    base = Path(name.split("?", 1)[0]).expanduser()
+    return base.is_dir() or (base.suffix == ".npz" and base.is_file())
 
 
 def _resolve(name: str) -> tuple[tuple[object, ...], Loader]:
