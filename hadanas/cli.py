@@ -150,6 +150,15 @@ def _cmd_search(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items()
              if k not in ("command", "config", "quiet") and v is not None}
     config = SearchConfig.from_mapping(flags, config, source="command line")
+    out = Path(config.out)
+    try:  # fail now, not after hours of search
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".hadanas-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--out '{out}' cannot be created or written ({exc.strerror}); "
+                          "pass a writable folder.") from None
     import logging
 
     import optuna
@@ -177,8 +186,8 @@ def _cmd_ops(args: argparse.Namespace) -> int:
 
     from hadanas.spaces import count_flops, count_params, default_registry
 
-    if args.channels < 1 or args.size < 1:
-        raise ConfigError("--channels and --size must be positive integers.")
+    if not 1 <= args.channels <= 4096 or not 1 <= args.size <= 1024:
+        raise ConfigError("--channels must be in 1..4096 and --size in 1..1024.")
     C, S = args.channels, args.size
     records = []
     torch.manual_seed(0)
@@ -270,6 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except HadanasError as exc:
         print(f"hadanas: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user gave: missing, a file, not writable
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"hadanas: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("hadanas: error: the input is nested too deeply.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hadanas: interrupted; completed trials are stored (continue with --resume).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,26 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if isinstance(self.objectives, str):
             self.objectives = tuple(o.strip() for o in self.objectives.split(",") if o.strip())
-        else:
+        elif isinstance(self.objectives, (list, tuple)) and all(isinstance(o, str) for o in self.objectives):
             self.objectives = tuple(self.objectives)
+        else:
+            raise ConfigError(
+                f"'objectives' must be a list or comma-separated string of {', '.join(OBJECTIVES)}, "
+                f"but got {self.objectives!r}."
+            )
         self.validate()
 
     def validate(self) -> None:
+        for name in ("space", "dataset", "storage", "out", "sampler", "precision"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v.strip():
+                raise ConfigError(f"'{name}' must be a non-empty string, but got {v!r}.")
+        for name in ("study", "ray_address", "artifacts", "benchmark_file"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise ConfigError(f"'{name}' must be a non-empty string when given, but got {v!r}.")
+        if not isinstance(self.resume, bool):
+            raise ConfigError(f"'resume' must be true or false, but got {self.resume!r}.")
         def positive_int(name: str, lo: int = 1, hi: int | None = None) -> None:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
@@ -111,8 +127,8 @@ class SearchConfig:
             )
         for name in ("cpus_per_trial", "gpus_per_trial"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"'{name}' must be a number >= 0, but got {v!r}.")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"'{name}' must be a finite number >= 0, but got {v!r}.")
         if self.cpus_per_trial <= 0 and self.gpus_per_trial <= 0:
             raise ConfigError("a trial needs some resources: set cpus_per_trial or gpus_per_trial > 0.")
         if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
@@ -121,8 +137,9 @@ class SearchConfig:
             )
         for name in ("max_flops", "max_params"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
-                raise ConfigError(f"'{name}' must be a positive number, but got {v!r}.")
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
+                                  or not math.isfinite(v) or v <= 0):
+                raise ConfigError(f"'{name}' must be a positive finite number, but got {v!r}.")
         if not isinstance(self.lr, (int, float)) or not 0 < self.lr < 10:
             raise ConfigError(f"'lr' must be a number in (0, 10), but got {self.lr!r}.")
         if self.precision not in PRECISIONS:
@@ -133,6 +150,11 @@ class SearchConfig:
             positive_int("subset", 30)
         if self.population is not None:
             positive_int("population", 2, 10_000)
+        if self.storage.startswith("sqlite") and self.storage.rstrip("/").split("///")[-1] in ("", ":memory:", "sqlite:"):
+            raise ConfigError(
+                "an in-memory SQLite store cannot hold a study beyond one process; "
+                "use a file such as sqlite:///hadanas.db."
+            )
         if not isinstance(self.storage, str) or "://" not in self.storage:
             raise ConfigError(
                 f"'storage' must be a database URL such as sqlite:///hadanas.db or "
@@ -188,6 +210,8 @@ def load_yaml_config(path: str | Path, base: SearchConfig | None = None) -> Sear
         raise ConfigError(f"config file '{path}' cannot be read as UTF-8 text: {exc}.") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"config file '{path}' is nested too deeply to be a config.") from None
     except yaml.YAMLError as exc:
         msg = " ".join(str(exc).split())
         raise ConfigError(f"config file '{path}' is not valid YAML: {msg[:200]}") from None

@@ -387,6 +387,18 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
             )
         input_shapes, num_classes = [list(s) for s in data.input_shapes], data.num_classes
     storage = open_storage(config.storage)
+    if not benchmark:  # the weights' folder must be usable before anything is recorded
+        art = Path(config.artifacts).resolve() if config.artifacts else default_artifact_dir(config.storage)
+        try:
+            art.mkdir(parents=True, exist_ok=True)
+            probe = art / ".hadanas-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"the artifacts folder '{art}' cannot be created or written ({exc.strerror}); "
+                "pass --artifacts with a writable folder."
+            ) from None
     study = _open_study(config, storage)
     if "input_shapes" not in study.user_attrs:
         study.set_user_attr("input_shapes", input_shapes)

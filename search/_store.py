@@ -40,8 +40,9 @@ DEFAULT_STORAGE = "sqlite:///hadanas.db"
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]+:)([^@]*)(@)", r"\1***\3", url)
+    """The URL with any password (``user:password@`` or ``?password=``) replaced by ``***``."""
+    url = re.sub(r"(://[^:/@]*:)([^@/]*)(@)", r"\1***\3", str(url))
+    return re.sub(r"([?&](?:password|pass|pwd)=)([^&#]*)", r"\1***", url, flags=re.I)
 
 
 def sqlite_path(url: str) -> Path | None:

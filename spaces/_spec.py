@@ -96,10 +96,12 @@ class ArchSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes, registry: OpRegistry | None = None) -> ArchSpec:
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise SpecError(f"spec JSON must be text or bytes, but got {type(text).__name__}.")
         try:
             data = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise SpecError(f"spec is not valid JSON: {str(exc).splitlines()[0]}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+            raise SpecError(f"spec is not valid JSON: {str(exc).splitlines()[0][:200]}") from None
         return cls.from_dict(data, registry)
 
     @classmethod
@@ -233,7 +235,10 @@ def _is_int(v: Any) -> bool:
 
 
 def _short(v: Any) -> str:
-    text = repr(v)
+    try:
+        text = repr(v)
+    except (RecursionError, ValueError):
+        text = f"<{type(v).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

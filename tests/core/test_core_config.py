@@ -31,7 +31,7 @@ def test_defaults_are_the_documented_main_job() -> None:
         ({"sampler": "nsga"}, "Did you mean 'nsga2'"),
         ({"gpus_per_trial": 1.5}, "whole number"),
         ({"cpus_per_trial": 0, "gpus_per_trial": 0}, "needs some resources"),
-        ({"max_flops": -1}, "'max_flops' must be a positive number"),
+        ({"max_flops": -1}, "'max_flops' must be a positive finite number"),
         ({"storage": "hadanas.db"}, "database URL"),
         ({"subset": 3}, "'subset' must be an integer >= 30"),
         ({"precision": "fp8"}, "'precision' must be one of"),
@@ -84,3 +84,38 @@ def test_cli_errors_are_one_line_with_exit_2(argv: list[str], fragment: str, tmp
     assert fragment in lines[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "hadanas.db").exists() or argv[0] != "pareto"
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"cpus_per_trial": float("nan")}, "finite"),
+        ({"max_flops": float("inf")}, "finite"),
+        ({"storage": "sqlite://"}, "in-memory"),
+        ({"storage": "sqlite:///:memory:"}, "in-memory"),
+        ({"study": ""}, "non-empty"),
+        ({"space": ["full"]}, "non-empty string"),
+        ({"objectives": 5}, "comma-separated"),
+        ({"resume": "no"}, "true or false"),
+    ],
+)
+def test_more_bad_values(changes: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SearchConfig().replace(**changes)
+    assert fragment in str(info.value)
+
+
+def test_passwords_are_masked_in_every_url_form() -> None:
+    from hadanas.search import mask_url
+
+    assert "secret" not in mask_url("postgresql+psycopg://u:secret@h/x")
+    assert "secret" not in mask_url("postgresql+psycopg://:secret@h/x")
+    assert "secret" not in mask_url("postgresql+psycopg://h/x?user=u&password=secret&sslmode=require")
+    assert mask_url("postgresql+psycopg://h/x?password=secret&sslmode=require").endswith("password=***&sslmode=require")
+
+
+def test_unwritable_out_fails_before_the_search(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "hadanas", "search", "--out", "/proc/x"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "--out '/proc/x' cannot be created" in proc.stderr
+    assert not (tmp_path / "hadanas.db").exists()
