@@ -12,7 +12,17 @@ Side by side, in one run, on the same seeded split (1,200 train / 400 val / 400 
 
     .venv/bin/python bench/mfeat_fusion.py [--epochs 12] [--seeds 3] [--fusions film,sum,concat]
 
-Accuracies are test-set means over training seeds (val-selected numbers beside them).
+Accuracies are means over training seeds (val and test of the one split).
+
+Measured (12 epochs, 3 seeds, stages 8,16, 2 shared CPU cores):
+    linear probe pix 0.9575, fou 0.8125, pix+fou 0.9700 (test)
+    pix network                   val 0.9775  test 0.9842
+    late: pix net + w*fou probe   val 0.9892  test 0.9900
+    stem fusion film / sum / concat   test 0.9725 / 0.9692 / 0.9267   (build_model today)
+    head fusion film / sum / concat   test 0.9767 / 0.9808 / 0.9842   (val up to 0.9867)
+So the two views are complementary (the late ensemble gains +0.6 % test, +1.2 % val), but
+fusing the vector right after the stem loses 1.2 % against pix alone; fusing after global
+pooling recovers the pix level on test and beats it on val.
 """
 
 from __future__ import annotations
