@@ -29,9 +29,11 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-def _store_args(p: argparse.ArgumentParser) -> None:
+def _store_args(p: argparse.ArgumentParser, search: bool = False) -> None:
     p.add_argument("--storage", default=None, help="study store URL (default sqlite:///hadanas.db)")
-    p.add_argument("--study", default=None, help="study name (default: the most recent study)")
+    p.add_argument("--study", default=None, help=(
+        "study name (default: a new <space>-<dataset>-<time>; with --resume the most recent)"
+        if search else "study name (default: the most recent study)"))
 
 
 def _build() -> argparse.ArgumentParser:
@@ -52,7 +54,7 @@ def _build() -> argparse.ArgumentParser:
     s.add_argument("--objectives", help="comma-separated: accuracy,flops,params,latency (default accuracy,flops)")
     s.add_argument("--sampler", help="nsga2 | tpe | random (default nsga2)")
     s.add_argument("--seed", type=int, help="search seed (default 0)")
-    _store_args(s)
+    _store_args(s, search=True)
     s.add_argument("--ray-address", help="attach to a Ray cluster: auto or HOST:PORT (default: local)")
     s.add_argument("--max-concurrent", type=int, help="trials running at once (default 2)")
     s.add_argument("--cpus-per-trial", type=_float, help="CPUs per trial (default 1)")
@@ -280,6 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HadanasError as exc:
         print(f"hadanas: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return 0
     except OSError as exc:  # a path the user gave: missing, a file, not writable
         where = f" '{exc.filename}'" if exc.filename else ""
         print(f"hadanas: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)

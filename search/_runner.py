@@ -119,12 +119,17 @@ class _Pool:
             max_restarts=0,
         )
         threads = max(1, int(config.cpus_per_trial))
-        self.args = (config.dataset, config.subset, config.data_seed, threads)
+        from hadanas.spaces import default_registry
+
+        user_ops = tuple(i for i in default_registry.infos()
+                         if not getattr(i.factory, "__module__", "").startswith("hadanas."))
+        self.args = (config.dataset, config.subset, config.data_seed, threads, user_ops)
         try:  # the Ray session: actors never outlive it
             session = ray._private.worker.global_worker.node.session_name
         except AttributeError:  # pragma: no cover - Ray internals moved: no reuse
             session = object()
-        self.key = (session, *self.args, config.cpus_per_trial, config.gpus_per_trial)
+        self.key = (session, *self.args[:4], tuple((i.name, id(i.factory)) for i in user_ops),
+                    config.cpus_per_trial, config.gpus_per_trial)
         cached = _IDLE.pop(self.key, [])
         self.idle = [a for a, _ in cached[:n]]
         #: actor -> ObjectRef of its info() (pid, node), asked before any job is queued on it.

@@ -12,14 +12,23 @@ __all__ = ["TrialWorker", "run_job"]
 class TrialWorker:
     """Trains specs on one dataset. Wrapped with ``ray.remote`` by the runner."""
 
-    def __init__(self, dataset: str, subset: int | None, data_seed: int, threads: int) -> None:
+    def __init__(self, dataset: str, subset: int | None, data_seed: int, threads: int,
+                 user_ops: tuple[Any, ...] = ()) -> None:
         import torch
 
-        from hadanas.trainers import list_datasets, load_dataset, quiet_lightning
+        from hadanas.spaces import default_registry
+        from hadanas.trainers import is_dataset, load_dataset, quiet_lightning
 
         torch.set_num_threads(max(1, threads))
         quiet_lightning()
-        self.data = load_dataset(dataset, data_seed, subset) if dataset in list_datasets() else None
+        # Ops the user registered in the driver (their factories travel by value).
+        for info in user_ops:
+            if info.name not in default_registry:
+                default_registry.register(
+                    info.name, family=info.family, arity=info.arity, knobs=info.knobs,
+                    description=info.description, near_identity=info.near_identity,
+                )(info.factory)
+        self.data = load_dataset(dataset, data_seed, subset) if is_dataset(dataset) else None
 
     def info(self) -> dict[str, Any]:
         import ray

@@ -291,7 +291,7 @@ def _full() -> SearchSpace:
         name="full",
         edge_ops=_FULL_EDGE_OPS,
         combines=_FULL_COMBINES,
-        widths=(8, 16, 24),
+        widths=(8, 16),
         cells_per_stage=(1, 2),
         description="conventional ops beside every Hadamard family",
     )

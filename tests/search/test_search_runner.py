@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 import optuna
 import pytest
 from optuna.artifacts import FileSystemArtifactStore, download_artifact
@@ -129,3 +130,31 @@ def test_study_objective_mismatch_is_refused(tiny_search: dict) -> None:
 def test_values_are_finite(tiny_search: dict) -> None:
     for t in _study(tiny_search).get_trials(states=(TrialState.COMPLETE,)):
         assert all(math.isfinite(v) for v in t.values)
+
+
+def test_user_registered_op_reaches_the_ray_workers(ray_session: None, tmp_path: Path) -> None:
+    from hadanas.spaces import default_registry, register_op
+
+    # Defined in the function, as in a user's script: it travels to the workers by value.
+    class _Halve(torch.nn.Module):
+        def __init__(self, stride: int) -> None:
+            super().__init__()
+            self.pool = (torch.nn.AvgPool2d(3, stride, 1, count_include_pad=False)
+                         if stride > 1 else torch.nn.Identity())
+            self.scale = torch.nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.pool(x) * self.scale
+
+    @register_op("test_halve", family="gating")
+    def test_halve(C: int, stride: int = 1) -> torch.nn.Module:
+        return _Halve(stride)
+
+    try:
+        space = SearchSpace(name="user", edge_ops=("test_halve",), widths=(4,), n_nodes=1, edges_per_node=1)
+        cfg = SearchConfig(trials=1, epochs=1, storage=f"sqlite:///{tmp_path / 'u.db'}", out=str(tmp_path))
+        r = run_search(cfg, space=space, keep_workers=True)
+        assert r.completed == 1 and r.failed == 0
+        assert r.front[0].user_attrs["spec"]["cell"][0]["edges"][0]["op"] == "test_halve"
+    finally:
+        default_registry.unregister("test_halve")
