@@ -131,6 +131,8 @@ class _Pool:
         self.key = (session, *self.args[:4], tuple((i.name, id(i.factory)) for i in user_ops),
                     config.cpus_per_trial, config.gpus_per_trial)
         cached = _IDLE.pop(self.key, [])
+        for other in list(_IDLE):  # kept actors of another kind would hold the resources
+            self.shutdown([a for a, _ in _IDLE.pop(other)])
         self.idle = [a for a, _ in cached[:n]]
         #: actor -> ObjectRef of its info() (pid, node), asked before any job is queued on it.
         self.info = dict(cached[:n])
