@@ -111,6 +111,8 @@ def spec_summary(spec: Mapping[str, Any]) -> str:
     head = f"w{'/'.join(map(str, spec.get('stages', [])))} x{spec.get('cells_per_stage', 1)}"
     if spec.get("input_fusion"):
         head += f" fuse={spec['input_fusion']}"
+        if spec.get("fusion_point", "stem") != "stem":
+            head += f"@{spec['fusion_point']}"
     return head + " | " + " ".join(parts)
 
 
@@ -541,6 +543,8 @@ def cell_graph(spec: Mapping[str, Any], families: Mapping[str, str] | None = Non
             f"{spec.get('cells_per_stage', 1)} cell(s) per stage")
     if spec.get("input_fusion"):
         head += f", input fusion {spec['input_fusion']}"
+        if spec.get("fusion_point", "stem") != "stem":
+            head += f" at the {spec['fusion_point']}"
     return CellGraph(node_x, node_y, labels, hover, node_fam, edges, head)
 
 

@@ -305,6 +305,7 @@ class ArchSpec:
     def __init__(self, data: dict) -> None:
         self.inputs = tuple(data.get("inputs", ["image"]))
         self.input_fusion = data.get("input_fusion")
+        self.fusion_point = data.get("fusion_point", "stem")
         self.stages = tuple(data["stages"])
         self.cells_per_stage = int(data.get("cells_per_stage", 1))
         self.cell = tuple(

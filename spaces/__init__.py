@@ -24,10 +24,11 @@ from hadanas.spaces._space import (
     list_spaces,
     register_space,
 )
-from hadanas.spaces._spec import SCHEMA_VERSION, ArchSpec, Edge, Node
+from hadanas.spaces._spec import FUSION_POINTS, SCHEMA_VERSION, ArchSpec, Edge, Node
 
 __all__ = [
     "FAMILIES",
+    "FUSION_POINTS",
     "HADAMARD_FAMILIES",
     "NB201_OPS",
     "SCHEMA_VERSION",

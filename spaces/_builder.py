@@ -95,13 +95,17 @@ class HadaNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(image[0], C0, 3, 1, 1, bias=False), nn.BatchNorm2d(C0))
         self.vector: nn.Module | None = None
         self.fuse: nn.Module | None = None
+        # Head fusion: the vector meets the globally pooled image features (C_last
+        # channels) just before the classifier; stem fusion: the stem output (C0).
+        head_fusion = len(spec.inputs) == 2 and spec.fusion_point == "head"
         if len(spec.inputs) == 2:
             vec = tuple(input_shapes[1])
             if len(vec) != 1:
                 raise SpecError(f"the vector input shape must be (D,), but got {vec}.")
-            self.vector = nn.Sequential(nn.Linear(vec[0], C0), nn.BatchNorm1d(C0), nn.ReLU())
+            Cf = spec.stages[-1] if head_fusion else C0
+            self.vector = nn.Sequential(nn.Linear(vec[0], Cf), nn.BatchNorm1d(Cf), nn.ReLU())
             assert spec.input_fusion is not None
-            self.fuse = reg.create(spec.input_fusion, C0, 1)
+            self.fuse = reg.create(spec.input_fusion, Cf, 1)
         body: list[nn.Module] = []
         for s, C in enumerate(spec.stages):
             if s > 0:
@@ -109,18 +113,33 @@ class HadaNet(nn.Module):
             body.extend(Cell(spec, C, reg) for _ in range(spec.cells_per_stage))
         self.body = nn.Sequential(*body)
         C_last = spec.stages[-1]
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(C_last), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(C_last, num_classes),
-        )
+        pool: list[nn.Module] = [
+            nn.BatchNorm2d(C_last), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        ]
+        #: Set only for head fusion: the linear classifier after the fusion op. With stem
+        #: fusion (and one input) it is the last layer of ``head``, as it always was.
+        self.classifier: nn.Module | None = None
+        if head_fusion:
+            self.head = nn.Sequential(*pool)
+            self.classifier = nn.Linear(C_last, num_classes)
+        else:
+            self.head = nn.Sequential(*pool, nn.Linear(C_last, num_classes))
 
     def forward(self, x: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
         h = self.stem(x)  # (N, C0, H, W)
-        if self.vector is not None and self.fuse is not None:
+        v: torch.Tensor | None = None
+        if self.vector is not None:
             if q is None:
                 raise ValueError("this model takes two inputs (image, vector).")
-            h = self.fuse(h, self.vector(q)[:, :, None, None])
-        return self.head(self.body(h))  # (N, num_classes)
+            v = self.vector(q)[:, :, None, None]  # (N, C0 or C_last, 1, 1)
+        if v is not None and self.fuse is not None and self.classifier is None:
+            h = self.fuse(h, v)  # stem fusion
+        y = self.head(self.body(h))  # (N, num_classes), or (N, C_last) for head fusion
+        if self.classifier is None:
+            return y
+        if v is not None and self.fuse is not None:
+            y = self.fuse(y[:, :, None, None], v).flatten(1)  # (N, C_last)
+        return self.classifier(y)  # (N, num_classes)
 
 
 def build_model(

@@ -15,7 +15,7 @@ from hadanas.spaces._registry import (
     OpRegistry,
     default_registry,
 )
-from hadanas.spaces._spec import ArchSpec, Edge, Node, _knobs
+from hadanas.spaces._spec import FUSION_POINTS, ArchSpec, Edge, Node, _knobs
 
 __all__ = [
     "Chooser",
@@ -80,6 +80,9 @@ class SearchSpace:
     input_fusions: tuple[str, ...] = ()
     description: str = ""
     registry: OpRegistry = field(default=default_registry, compare=False, repr=False)
+    #: Where a two-input space may fuse its vector (``stem``, ``head``); a choice when
+    #: more than one is given.
+    fusion_points: tuple[str, ...] = ("stem",)
 
     def __post_init__(self) -> None:
         for op in self.edge_ops:
@@ -92,6 +95,14 @@ class SearchSpace:
             raise ConfigError(f"space '{self.name}' needs at least one edge op, combine and width.")
         if len(self.inputs) == 2 and not self.input_fusions:
             raise ConfigError(f"space '{self.name}' has two inputs but no input_fusions.")
+        if not self.fusion_points or any(p not in FUSION_POINTS for p in self.fusion_points) \
+                or len(set(self.fusion_points)) != len(self.fusion_points):
+            raise ConfigError(
+                f"space '{self.name}': fusion_points must be distinct values of "
+                f"{', '.join(FUSION_POINTS)}, but got {list(self.fusion_points)}."
+            )
+        if len(self.inputs) != 2 and self.fusion_points != ("stem",):
+            raise ConfigError(f"space '{self.name}' has one input, so its fusion_points must be ('stem',).")
 
     # --- sampling ------------------------------------------------------------------
     def _knobs(self, chooser: Chooser, prefix: str, op: str) -> dict[str, Any]:
@@ -125,10 +136,13 @@ class SearchSpace:
                 ck = self._knobs(chooser, f"node{i}.combine", combine)
             nodes.append(Node(tuple(edges), combine, _knobs(ck)))
         fusion = None
+        point = self.fusion_points[0]
         if len(self.inputs) == 2:
             fusion = chooser.suggest_categorical("input_fusion", list(self.input_fusions))
+            if len(self.fusion_points) > 1:
+                point = chooser.suggest_categorical("fusion_point", list(self.fusion_points))
         stages = tuple(width * 2**s for s in range(self.n_stages))
-        return ArchSpec(tuple(nodes), stages, cps, self.inputs, fusion)
+        return ArchSpec(tuple(nodes), stages, cps, self.inputs, fusion, fusion_point=point)
 
     def sample(self, seed: int | None = None) -> ArchSpec:
         return self.suggest(RandomChooser(seed))
@@ -176,6 +190,9 @@ class SearchSpace:
                 return f"input_fusion '{spec.input_fusion}' is not in space '{self.name}'."
         elif spec.input_fusion is not None:
             return "input_fusion must be None for a one-input space."
+        if spec.fusion_point not in self.fusion_points:
+            return (f"fusion_point '{spec.fusion_point}' is not in space '{self.name}' "
+                    f"({', '.join(self.fusion_points)}).")
         return None
 
     def _variants(self, op: str) -> int:
@@ -196,7 +213,7 @@ class SearchSpace:
         if len(self.inputs) == 2:
             # The input fusion is built with its default knobs (ArchSpec has no field for
             # fusion knobs), so each fusion op is one choice.
-            total *= len(self.input_fusions)
+            total *= len(self.input_fusions) * len(self.fusion_points)
         return total
 
     def families(self) -> list[str]:
@@ -328,6 +345,8 @@ register_space(
         name="fusion",
         inputs=("image", "vector"),
         input_fusions=_FULL_COMBINES,
-        description="'full' for two-input data: an image and a vector fused after the stem",
+        fusion_points=("stem", "head"),
+        description="'full' for two-input data: an image and a vector, fused after the stem "
+        "or with the pooled features before the classifier",
     ),
 )

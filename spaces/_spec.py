@@ -18,10 +18,14 @@ from typing import Any
 from hadanas.exceptions import SpecError, close_matches
 from hadanas.spaces._registry import KnobValue, OpRegistry, default_registry
 
-__all__ = ["SCHEMA_VERSION", "Edge", "Node", "ArchSpec", "MODALITIES"]
+__all__ = ["SCHEMA_VERSION", "Edge", "Node", "ArchSpec", "MODALITIES", "FUSION_POINTS"]
 
 SCHEMA_VERSION = 1
 MODALITIES = ("image", "vector")
+#: Where a two-input spec fuses its vector: into the stem output (``stem``, the default and
+#: what specs without the field mean) or into the pooled image features before the
+#: classifier (``head``, late fusion).
+FUSION_POINTS = ("stem", "head")
 MAX_CHANNELS = 4096
 MAX_NODES = 32
 MAX_CELLS = 64
@@ -65,9 +69,12 @@ class ArchSpec:
     stages: tuple[int, ...] = (16, 32)
     cells_per_stage: int = 1
     inputs: tuple[str, ...] = ("image",)
-    #: How a second input (a vector) is fused into the stem output; None for one input.
+    #: How a second input (a vector) is fused with the image features; None for one input.
     input_fusion: str | None = None
     schema: int = field(default=SCHEMA_VERSION)
+    #: Where the vector is fused (see ``FUSION_POINTS``). The JSON form omits the default
+    #: ``stem``, so specs written before this field existed keep their JSON and fingerprint.
+    fusion_point: str = "stem"
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +82,7 @@ class ArchSpec:
             "schema": self.schema,
             "inputs": list(self.inputs),
             "input_fusion": self.input_fusion,
+            **({"fusion_point": self.fusion_point} if self.fusion_point != "stem" else {}),
             "stages": list(self.stages),
             "cells_per_stage": self.cells_per_stage,
             "cell": [
@@ -110,7 +118,7 @@ class ArchSpec:
         reg = registry or default_registry
         if not isinstance(data, Mapping):
             raise SpecError(f"spec must be a JSON object, but got {type(data).__name__}.")
-        known = {"schema", "inputs", "input_fusion", "stages", "cells_per_stage", "cell"}
+        known = {"schema", "inputs", "input_fusion", "fusion_point", "stages", "cells_per_stage", "cell"}
         for key in data:
             if key not in known:
                 raise SpecError(
@@ -132,6 +140,17 @@ class ArchSpec:
             fusion = _op_name(fusion, "input_fusion", reg, arity=2)
         elif fusion is not None:
             raise SpecError("spec field 'input_fusion' must be null for a one-input spec.")
+        point = data.get("fusion_point", "stem")
+        if not isinstance(point, str) or point not in FUSION_POINTS:
+            raise SpecError(
+                f"spec field 'fusion_point' must be one of {', '.join(FUSION_POINTS)}, "
+                f"but got {_short(point)}." + close_matches(str(point), FUSION_POINTS)
+            )
+        if point != "stem" and len(inputs) != 2:
+            raise SpecError(
+                "spec field 'fusion_point' applies to two-input specs only; "
+                "omit it (or use 'stem') for a one-input spec."
+            )
         stages = data.get("stages", [16, 32])
         if (
             not isinstance(stages, list)
@@ -199,6 +218,7 @@ class ArchSpec:
             cells_per_stage=cps,
             inputs=tuple(inputs),
             input_fusion=fusion,
+            fusion_point=point,
         )
 
     # --- identity ------------------------------------------------------------------
@@ -227,6 +247,8 @@ class ArchSpec:
         head = f"w{'/'.join(map(str, self.stages))} x{self.cells_per_stage}"
         if self.input_fusion:
             head += f" fuse={self.input_fusion}"
+            if self.fusion_point != "stem":
+                head += f"@{self.fusion_point}"
         return head + " | " + " ".join(parts)
 
 

@@ -107,3 +107,55 @@ def test_model_is_device_agnostic():
         model = build_model(spec, _shapes(spec), 10)
     y = model(*(torch.empty(2, *s, device="meta") for s in _shapes(spec)))
     assert y.device.type == "meta" and y.shape == (2, 10)
+
+
+# --- head fusion ---------------------------------------------------------------------
+
+
+def _fusion_spec(fusion: str, point: str, knobs: dict | None = None) -> ArchSpec:
+    cell = [
+        {"combine": "sum", "edges": [{"src": 0, "op": "conv_3x3"}, {"src": 0, "op": "skip"}]},
+        {"combine": "sum", "edges": [{"src": 1, "op": "se"}]},
+    ]
+    return ArchSpec.from_dict({"inputs": ["image", "vector"], "input_fusion": fusion,
+                               "fusion_point": point, "stages": [8, 16], "cell": cell})
+
+
+@pytest.mark.parametrize("fusion", list_ops(arity=2))
+def test_head_fusion_builds_with_every_fusion_op(fusion):
+    """Head fusion: the vector (encoded to C_last) meets the pooled (N, C_last) features; the
+    classifier reads the fused features. Deterministic, and every parameter gets a gradient."""
+    spec = _fusion_spec(fusion, "head")
+    _assert_deterministic(spec)
+    model = _build(spec, 0)
+    assert model.classifier is not None and model.classifier.in_features == 16
+    assert model.vector[0].out_features == 16  # C_last, not the stem's 8
+    assert isinstance(model.head[-1], torch.nn.Flatten)  # the linear layer moved out of head
+    model(*_inputs(spec)).logsumexp(1).mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    # The vector reaches the logits (FiLM starts as the identity: move its generator first).
+    with torch.no_grad():
+        for p in model.fuse.parameters():
+            p.add_(0.1)
+    image, vector = _inputs(spec)
+    model.eval()
+    assert not torch.equal(model(image, vector), model(image, vector + 1.0))
+
+
+def test_stem_fusion_keeps_its_layout():
+    """Specs without 'fusion_point' build the model they always built: the vector encoded to
+    the stem width, the linear classifier as the last layer of 'head', no 'classifier'."""
+    spec = _fusion_spec("film", "stem")
+    model = _build(spec, 0)
+    assert model.classifier is None and model.vector[0].out_features == 8
+    keys = model.state_dict().keys()
+    assert "head.4.weight" in keys and not any(k.startswith("classifier") for k in keys)
+    head = _build(_fusion_spec("film", "head"), 0).state_dict().keys()
+    assert "classifier.weight" in head and "head.4.weight" not in head
+
+
+def test_head_fusion_needs_the_vector():
+    spec = _fusion_spec("sum", "head")
+    with pytest.raises(ValueError, match="two inputs"):
+        _build(spec, 0)(_inputs(spec)[0])

@@ -185,3 +185,33 @@ def test_static_costs():
     timed = static_costs(model, [(3, 8, 8)], latency=True)
     assert timed.latency_ms is not None and timed.latency_ms > 0
     assert set(timed.to_dict()) == {"params", "flops", "latency_ms"}
+
+
+# --- whole two-input models: stem vs head fusion -----------------------------------------
+
+
+def _tiny_fusion(point: str) -> nn.Module:
+    """Stem conv, one skip cell, FiLM fusion at ``point``; C=4, 5x5 image, 6-vector, 3 classes."""
+    from hadanas.spaces import ArchSpec
+
+    spec = ArchSpec.from_dict({
+        "inputs": ["image", "vector"], "input_fusion": "film", "fusion_point": point,
+        "stages": [4], "cell": [{"edges": [{"src": 0, "op": "skip"}]}],
+    })
+    return build_model(spec, [(1, 5, 5), (6,)], 3)
+
+
+def test_head_and_stem_fusion_flops_match_hand_count():
+    """C = 4, HW = 25, D = 6, K = 3. Both models share: stem conv 2*1*4*9*25 = 1800 and BN
+    200; the skip cell 0; head BN 200, ReLU 100, global pool 100 (1 per input element);
+    vector Linear 2*6*4 = 48 (matmul only), BN1d 8, ReLU 4; classifier 2*4*3 = 24.
+    FiLM: its generator (1x1 conv C -> 2C) reads the (4, 1, 1) vector at either point:
+    2*4*8 = 64, and 1 + dgamma 4; the product and + beta (1 per output element) run on the
+    pooled (4, 1, 1) features at the head (4 + 4), on the (4, 5, 5) stem output at the
+    stem (100 + 100)."""
+    shared = 1800 + 200 + 200 + 100 + 100 + 48 + 8 + 4 + 24
+    head, stem = _tiny_fusion("head"), _tiny_fusion("stem")
+    assert count_flops(head, [(1, 5, 5), (6,)]) == shared + 64 + 4 + 4 + 4 == 2560
+    assert count_flops(stem, [(1, 5, 5), (6,)]) == shared + 64 + 4 + 100 + 100 == 2752
+    # Params: stem 36 + BN 8; vector 6*4 + 4 and BN 8; FiLM 4*8 + 8; head BN 8; Linear 4*3 + 3.
+    assert count_params(head) == count_params(stem) == 44 + 36 + 40 + 8 + 15 == 143

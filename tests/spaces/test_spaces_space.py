@@ -74,6 +74,10 @@ TINY_SPACES = {
         name="tiny-fusion", edge_ops=("skip", "se"), n_nodes=2, edges_per_node=1,
         inputs=("image", "vector"), input_fusions=("film", "mlb"),
     ),
+    "two-input-points": SearchSpace(
+        name="tiny-fusion-points", edge_ops=("skip", "se"), n_nodes=2, edges_per_node=1,
+        inputs=("image", "vector"), input_fusions=("film", "mlb"), fusion_points=("stem", "head"),
+    ),
 }
 
 
@@ -95,6 +99,8 @@ def test_tiny_sizes_by_hand():
     assert TINY_SPACES["dense"].size() == 2 * 4**6
     # two-input: node1 3 * node2 (2 * 3) * 2 fusions (built with default knobs)
     assert TINY_SPACES["two-input"].size() == 3 * 6 * 2
+    # ... and fused at the stem or the head
+    assert TINY_SPACES["two-input-points"].size() == 3 * 6 * 2 * 2
 
 
 def test_nb201_size_is_15625():
@@ -328,3 +334,40 @@ def test_to_nb201_rejects_ops_outside_nb201():
     spec = get_space("full").sample(0)
     with pytest.raises(ConfigError, match="no NAS-Bench-201 name"):
         get_space("nb201").to_nb201(spec)
+
+
+# --- fusion point -----------------------------------------------------------------------
+
+
+def test_fusion_space_searches_the_fusion_point():
+    space = get_space("fusion")
+    assert space.fusion_points == ("stem", "head")
+    points = {space.sample(seed).fusion_point for seed in range(20)}
+    assert points == {"stem", "head"}
+    stem_only = dataclasses.replace(space, fusion_points=("stem",))
+    assert space.size() == 2 * stem_only.size()
+    assert all(stem_only.sample(s).fusion_point == "stem" for s in range(5))
+    head = dataclasses.replace(space.sample(0), fusion_point="head")
+    assert space.check(head) is None
+    assert "fusion_point 'head' is not in space" in (stem_only.check(head) or "")
+    # A one-input space accepts only the default.
+    full = get_space("full").sample(0)
+    assert "fusion_point" in (get_space("full").check(dataclasses.replace(full, fusion_point="head")) or "")
+
+
+@pytest.mark.parametrize(
+    "kwargs,fragment",
+    [
+        ({"inputs": ("image", "vector"), "input_fusions": ("film",), "fusion_points": ("tail",)},
+         "fusion_points must be distinct values of stem, head"),
+        ({"inputs": ("image", "vector"), "input_fusions": ("film",), "fusion_points": ()},
+         "fusion_points"),
+        ({"inputs": ("image", "vector"), "input_fusions": ("film",),
+          "fusion_points": ("head", "head")}, "distinct"),
+        ({"fusion_points": ("head",)}, "one input"),
+    ],
+    ids=["unknown", "empty", "twice", "one-input"],
+)
+def test_space_rejects_bad_fusion_points(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        SearchSpace(name="bad", edge_ops=("skip",), **kwargs)

@@ -242,3 +242,57 @@ def test_two_input_spec_round_trips():
     assert spec.input_fusion == "mlb" and spec.to_dict() == d
     assert "mlb" in spec.ops()
     assert "fuse=mlb" in spec.summary()
+
+
+# --- fusion point (stem | head) --------------------------------------------------------
+
+#: A two-input spec as written before 'fusion_point' existed, and its fingerprint then.
+OLD_TWO_INPUT: dict[str, Any] = {
+    "inputs": ["image", "vector"], "input_fusion": "mlb", "stages": [8, 16], "cells_per_stage": 1,
+    "cell": [{"combine": "sum", "edges": [{"src": 0, "op": "conv_3x3"}]}],
+}
+OLD_TWO_INPUT_FINGERPRINT = "a82881be03d571f3"
+
+
+def test_spec_without_fusion_point_loads_as_stem_with_its_old_fingerprint():
+    spec = ArchSpec.from_dict(OLD_TWO_INPUT)
+    assert spec.fusion_point == "stem"
+    assert "fusion_point" not in spec.to_dict() and "fusion_point" not in spec.to_json()
+    assert spec.fingerprint() == OLD_TWO_INPUT_FINGERPRINT
+    assert ArchSpec.from_dict(BASE).fingerprint() == BASE_FINGERPRINT
+    # Spelling the default out is the same spec (one canonical JSON).
+    explicit = ArchSpec.from_dict({**OLD_TWO_INPUT, "fusion_point": "stem"})
+    assert explicit == spec and explicit.fingerprint() == OLD_TWO_INPUT_FINGERPRINT
+    assert ArchSpec.from_dict({**BASE, "fusion_point": "stem"}) == ArchSpec.from_dict(BASE)
+
+
+def test_head_fusion_spec_round_trips():
+    d = {**copy.deepcopy(OLD_TWO_INPUT), "fusion_point": "head"}
+    spec = ArchSpec.from_dict(d)
+    assert spec.fusion_point == "head"
+    assert spec.to_dict()["fusion_point"] == "head"
+    assert ArchSpec.from_json(spec.to_json()) == spec
+    assert ArchSpec.from_dict(spec.to_dict()).to_dict() == spec.to_dict()
+    assert spec.fingerprint() != OLD_TWO_INPUT_FINGERPRINT
+    assert "fuse=mlb@head" in spec.summary()
+    assert spec.ops().count("mlb") == 1
+
+
+@pytest.mark.parametrize(
+    "data,fragments",
+    [
+        ({**OLD_TWO_INPUT, "fusion_point": "tail"}, ["'fusion_point'", "stem, head", "'tail'"]),
+        ({**OLD_TWO_INPUT, "fusion_point": "Head"}, ["'fusion_point'", "Did you mean 'head'"]),
+        ({**OLD_TWO_INPUT, "fusion_point": None}, ["'fusion_point'", "None"]),
+        ({**OLD_TWO_INPUT, "fusion_point": 1}, ["'fusion_point'"]),
+        ({**BASE, "fusion_point": "head"}, ["'fusion_point'", "two-input specs only"]),
+        ({**OLD_TWO_INPUT, "fusion_pont": "head"}, ["unknown field 'fusion_pont'",
+                                                   "Did you mean 'fusion_point'"]),
+    ],
+    ids=["unknown", "case", "null", "int", "one-input", "misspelt-key"],
+)
+def test_bad_fusion_point_is_named(data, fragments):
+    with pytest.raises(SpecError) as info:
+        ArchSpec.from_dict(data)
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
