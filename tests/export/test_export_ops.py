@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from hadanas.search._export import TOLERANCE, ExportReport, export_model
-from hadanas.spaces import default_registry
+from hadanas.spaces import ArchSpec, default_registry
 
 _REPORTS: dict[str, ExportReport] = {}
 
@@ -121,3 +121,26 @@ def test_exporting_again_into_a_directory_leaves_no_stale_format(tmp_path: Path,
     assert second.ok and not (tmp_path / "model.pt").exists()  # it held the seed-1 weights
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert "model.pt" not in json.loads((tmp_path / "hadanas.json").read_text())["files"].values()
+
+
+# --- head fusion: the vector fused with the pooled features before the classifier ----------
+
+@pytest.mark.parametrize("op", [i.name for i in default_registry.infos() if i.arity == 2])
+def test_head_fusion_exports_with_parity(op: str, tmp_path: Path, digits_batch: torch.Tensor,
+                                         kit: SimpleNamespace) -> None:
+    """Each binary op (every knob value as a cell combine) as the head fusion of an
+    image-vector network: every format written, logits within 1e-5, on real digits images."""
+    data = kit.op_spec(default_registry.get(op)).to_dict()
+    spec = ArchSpec.from_dict({**data, "fusion_point": "head"})
+    assert spec.fusion_point == "head" and spec.input_fusion == op
+    formats = kit.FORMATS if kit.onnx_available() else tuple(f for f in kit.FORMATS if f != "onnx")
+    model = kit.perturbed_model(spec)
+    assert model.classifier is not None
+    report = export_model(model, spec, kit.shapes_of(spec), 10, tmp_path / op, formats,
+                          inputs=kit.inputs_for(spec, digits_batch), inputs_note="32 digits test images")
+    assert not report.failed, report.failed
+    assert set(report.parity) == set(formats)
+    assert all(v <= TOLERANCE for v in report.parity.values()), report.parity
+    assert '"fusion_point":"head"' in (tmp_path / op / "model.py").read_text()
+    if "onnx" not in formats:
+        kit.require(False, "onnx and onnxruntime: pip install 'hadanas[onnx]'")
