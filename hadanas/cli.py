@@ -48,7 +48,9 @@ def _build() -> argparse.ArgumentParser:
                        description="Run an architecture search; every flag is also a YAML key.")
     s.add_argument("--config", help="YAML file with the same keys as these flags")
     s.add_argument("--space", help="search space (default full; see 'hadanas spaces')")
-    s.add_argument("--dataset", help="dataset (default digits)")
+    s.add_argument("--dataset", help=(
+        "dataset: digits (default), fashion-mnist, mfeat (image + vector, for --space fusion), "
+        "mfeat-pix, folder:PATH (a sub-folder of images per class) or npz:PATH"))
     s.add_argument("--trials", type=int, help="completed trials wanted (default 32)")
     s.add_argument("--epochs", type=int, help="training epochs per trial (default 3)")
     s.add_argument("--objectives", help="comma-separated: accuracy,flops,params,latency (default accuracy,flops)")
@@ -69,7 +71,16 @@ def _build() -> argparse.ArgumentParser:
     s.add_argument("--subset", type=int, help="use N samples of the dataset")
     s.add_argument("--batch-size", type=int, help="training batch size (default 128)")
     s.add_argument("--lr", type=_float, help="learning rate (default 0.01)")
-    s.add_argument("--precision", help="Lightning precision: 32-true (default) or bf16-mixed on GPUs")
+    s.add_argument("--precision", help=(
+        "Lightning precision: 32-true (default), bf16-mixed, 16-mixed, 64-true, or auto "
+        "(bf16-mixed on a GPU that supports it, else 32-true)"))
+    s.add_argument("--weight-decay", type=_float, help="AdamW weight decay (default 1e-4)")
+    s.add_argument("--devices", help=(
+        "devices per trial: a count, -1 (all the trial has) or auto (default 1); "
+        "more than one trains the trial with DDP"))
+    s.add_argument("--strategy", help=(
+        "Lightning strategy of a trial: auto (default; ddp_spawn when devices > 1), ddp "
+        "(runs as ddp_spawn inside Ray), ddp_spawn, ddp_fork, fsdp, ..."))
     s.add_argument("--population", type=int, help="NSGA-II population size (default trials/4, 8..50)")
     s.add_argument("--early-stopping", action="store_true", default=None,
                    help="ASHA early stopping on per-epoch validation accuracy")

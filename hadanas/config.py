@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,12 @@ OBJECTIVES: dict[str, str] = {
     "latency": "minimize",
 }
 SAMPLERS = ("nsga2", "tpe", "random")
-PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true", "auto")
+#: Lightning strategies a trial may use. Trials run inside Ray actors, where Lightning's
+#: script-relaunching ``ddp`` launcher cannot start: ``ddp`` runs as ``ddp_spawn`` there.
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameters_true",
+              "ddp_spawn_find_unused_parameters_true", "fsdp", "single_device")
+_SPAWNED = {"ddp": "ddp_spawn", "ddp_find_unused_parameters_true": "ddp_spawn_find_unused_parameters_true"}
 
 
 @dataclass
@@ -50,6 +56,9 @@ class SearchConfig:
     batch_size: int = 128
     lr: float = 1e-2
     precision: str = "32-true"
+    devices: int | str = 1
+    strategy: str = "auto"
+    weight_decay: float = 1e-4
     population: int | None = None
     latency_batch: int = 1
     data_seed: int = 0
@@ -146,6 +155,26 @@ class SearchConfig:
             raise ConfigError(
                 f"'precision' must be one of {', '.join(PRECISIONS)}, but got {self.precision!r}."
             )
+        if not isinstance(self.weight_decay, (int, float)) or isinstance(self.weight_decay, bool) \
+                or not math.isfinite(self.weight_decay) or not 0 <= self.weight_decay < 10:
+            raise ConfigError(f"'weight_decay' must be a number in [0, 10), but got {self.weight_decay!r}.")
+        d = self.devices
+        if isinstance(d, str) and re.fullmatch(r"-?[0-9]{1,6}", d.strip()):
+            d = self.devices = int(d)  # '2' from a YAML string or the CLI
+        if not (d == "auto" or (isinstance(d, int) and not isinstance(d, bool) and (d == -1 or 1 <= d <= 1024))):
+            raise ConfigError(
+                f"'devices' must be a count in 1..1024, -1 (all the trial's devices) or 'auto', but got {d!r}."
+            )
+        if isinstance(d, int) and d > 1 and 0 < self.gpus_per_trial < d:
+            raise ConfigError(
+                f"'devices' {d} needs gpus_per_trial >= {d} (a trial sees only the GPUs Ray gives it), "
+                f"but gpus_per_trial is {self.gpus_per_trial:g}."
+            )
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"'strategy' must be one of {', '.join(STRATEGIES)}, but got {self.strategy!r}."
+                + close_matches(str(self.strategy), STRATEGIES)
+            )
         if self.subset is not None:
             positive_int("subset", 30)
         if self.population is not None:
@@ -160,6 +189,20 @@ class SearchConfig:
                 f"'storage' must be a database URL such as sqlite:///hadanas.db or "
                 f"postgresql+psycopg://user@host/db, but got {self.storage!r}."
             )
+
+    def train_settings(self) -> dict[str, Any]:
+        """The ``TrainConfig`` keyword arguments of every trial of this search.
+
+        ``precision='auto'`` stays ``auto`` (the trainer makes it ``bf16-mixed`` on a GPU
+        that supports it, ``32-true`` elsewhere); ``strategy='ddp'`` becomes ``ddp_spawn``,
+        the DDP launcher that starts inside a Ray actor.
+        """
+        return {
+            "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+            "weight_decay": float(self.weight_decay), "precision": self.precision,
+            "accelerator": "gpu" if self.gpus_per_trial > 0 else "cpu",
+            "devices": self.devices, "strategy": _SPAWNED.get(self.strategy, self.strategy),
+        }
 
     @property
     def directions(self) -> list[str]:

@@ -119,3 +119,69 @@ def test_unwritable_out_fails_before_the_search(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "--out '/proc/x' cannot be created" in proc.stderr
     assert not (tmp_path / "hadanas.db").exists()
+
+
+# --- trainer settings: devices, strategy, weight decay, precision auto --------------------
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"devices": 0}, "'devices' must be a count in 1..1024, -1 (all the trial's devices) or 'auto'"),
+        ({"devices": "two"}, "'devices' must be a count"),
+        ({"devices": True}, "'devices' must be a count"),
+        ({"devices": 2.0}, "'devices' must be a count"),
+        ({"devices": 2, "gpus_per_trial": 1}, "'devices' 2 needs gpus_per_trial >= 2"),
+        ({"strategy": "dpp"}, "'strategy' must be one of auto, ddp"),
+        ({"strategy": "dpp"}, "Did you mean 'ddp'"),
+        ({"strategy": ""}, "'strategy' must be one of"),
+        ({"weight_decay": -0.1}, "'weight_decay' must be a number in [0, 10)"),
+        ({"weight_decay": float("nan")}, "'weight_decay' must be a number"),
+        ({"weight_decay": "0.1"}, "'weight_decay' must be a number"),
+        ({"precision": "bf16"}, "'precision' must be one of 32-true, 32, bf16-mixed, 16-mixed, 64-true, auto"),
+    ],
+)
+def test_bad_trainer_settings_name_the_field(changes: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SearchConfig().replace(**changes)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_trainer_settings_reach_the_train_config() -> None:
+    from hadanas.trainers import TrainConfig, resolve_precision
+
+    c = SearchConfig()
+    assert (c.devices, c.strategy, c.weight_decay, c.precision) == (1, "auto", 1e-4, "32-true")
+    c = SearchConfig(devices="2", strategy="ddp", weight_decay=0.05, precision="auto")
+    assert c.devices == 2  # a count given as text (YAML, CLI) becomes an integer
+    train = TrainConfig(**c.train_settings())
+    assert (train.devices, train.weight_decay, train.precision) == (2, 0.05, "auto")
+    assert train.strategy == "ddp_spawn"  # 'ddp' relaunches the script, which a Ray actor cannot
+    assert train.accelerator == "cpu" and resolve_precision(train) == "32-true"
+    gpu = SearchConfig(gpus_per_trial=2, devices=2, strategy="ddp_spawn").train_settings()
+    assert (gpu["accelerator"], gpu["devices"], gpu["strategy"]) == ("gpu", 2, "ddp_spawn")
+    assert SearchConfig(devices="auto").devices == "auto" and SearchConfig(devices=-1).devices == -1
+
+
+def test_trainer_settings_from_yaml_and_flags(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("devices: 2\nstrategy: ddp_spawn\nweight-decay: 0.0\nprecision: auto\n")
+    c = load_yaml_config(f)
+    assert (c.devices, c.strategy, c.weight_decay, c.precision) == (2, "ddp_spawn", 0.0, "auto")
+    from hadanas.cli import _build
+
+    args = _build().parse_args(["search", "--devices", "auto", "--strategy", "ddp",
+                                "--weight-decay", "1e-3", "--precision", "auto"])
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "quiet") and v is not None}
+    c = SearchConfig.from_mapping(flags, source="command line")
+    assert (c.devices, c.strategy, c.weight_decay, c.precision) == ("auto", "ddp", 1e-3, "auto")
+
+
+def test_dataset_help_lists_the_built_in_datasets() -> None:
+    proc = subprocess.run([sys.executable, "-m", "hadanas", "search", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    text = " ".join(proc.stdout.split())
+    for name in ("digits", "fashion-mnist", "mfeat (", "mfeat-pix", "folder:PATH", "npz:PATH"):
+        assert name in text, name
+    for flag in ("--devices", "--strategy", "--weight-decay"):
+        assert flag in text
