@@ -41,7 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from safetensors.torch import load_file, save_file
 
 from hadanas._logging import get_logger
-from hadanas.exceptions import ConfigError, HadanasError, StoreError
+from hadanas.exceptions import ConfigError, HadanasError, SpecError, StoreError
 from hadanas.search._codegen import ExportGap, generate_code, load_generated
 from hadanas.spaces import ArchSpec, HadaNet, build_model, count_flops, count_params
 
@@ -471,16 +471,40 @@ def load(directory: str | Path) -> HadaNet:
         raise StoreError(f"'{d}' is a Pareto export; load one of its members"
                          + (f", e.g. '{d / members[0]}'." if members else "."))
     try:
-        meta: dict[str, Any] = json.loads((d / FILES["meta"]).read_text(encoding="utf-8"))
-        spec = ArchSpec.from_json((d / FILES["spec"]).read_text(encoding="utf-8"))
+        meta_bytes = (d / FILES["meta"]).read_bytes()
+        spec_bytes = (d / FILES["spec"]).read_bytes()
+    except FileNotFoundError as exc:
+        raise StoreError(f"'{d}' is not a hadanas export: {Path(exc.filename).name} is missing.") from None
+    try:
+        meta: Any = json.loads(meta_bytes)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise StoreError(f"'{d / FILES['meta']}' is not valid JSON: {str(exc).splitlines()[0][:200]}.") from None
+    shapes = meta.get("input_shapes") if isinstance(meta, dict) else None
+    num_classes = meta.get("num_classes") if isinstance(meta, dict) else None
+    if (not isinstance(shapes, list) or not 1 <= len(shapes) <= 2
+            or not all(isinstance(s, list) and 1 <= len(s) <= 3 and all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536 for v in s) for s in shapes)
+            or not isinstance(num_classes, int) or isinstance(num_classes, bool) or not 2 <= num_classes <= 1_000_000):
+        raise StoreError(f"'{d / FILES['meta']}' must be an object with 'input_shapes' (a list of one or two "
+                         "shapes such as [1, 8, 8]) and 'num_classes' (an integer >= 2), as "
+                         "'hadanas export' writes it.")
+    try:
+        spec = ArchSpec.from_json(spec_bytes)
+    except SpecError as exc:
+        raise SpecError(f"'{d / FILES['spec']}': {exc}") from None
+    try:
         weights = load_file(str(d / FILES["safetensors"]))
     except FileNotFoundError as exc:
         raise StoreError(f"'{d}' is not a hadanas export: {Path(exc.filename).name} is missing.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StoreError(f"'{d / FILES['meta']}' is not valid JSON: {exc}.") from None
     except Exception as exc:  # safetensors raises its own error types
-        raise StoreError(f"cannot read '{d / FILES['safetensors']}': {exc}.") from None
-    model = build_model(spec, meta["input_shapes"], int(meta["num_classes"]))
+        raise StoreError(f"cannot read '{d / FILES['safetensors']}': {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__}.") from None
+    try:
+        model = build_model(spec, shapes, num_classes)
+    except HadanasError:
+        raise
+    except (ValueError, RuntimeError) as exc:
+        raise StoreError(f"the spec.json in '{d}' cannot be built for input shapes {shapes}: "
+                         f"{str(exc).strip().splitlines()[0][:300]}") from None
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:

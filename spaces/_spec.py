@@ -122,7 +122,7 @@ class ArchSpec:
         for key in data:
             if key not in known:
                 raise SpecError(
-                    f"spec has unknown field '{key}' (valid: {', '.join(sorted(known))})."
+                    f"spec has unknown field '{_name(key)}' (valid: {', '.join(sorted(known))})."
                     + close_matches(str(key), known)
                 )
         schema = data.get("schema", SCHEMA_VERSION)
@@ -180,7 +180,7 @@ class ArchSpec:
             for key in raw:
                 if key not in ("edges", "combine", "combine_knobs"):
                     raise SpecError(
-                        f"spec field '{where}' has unknown key '{key}' "
+                        f"spec field '{where}' has unknown key '{_name(key)}' "
                         "(valid: combine, combine_knobs, edges)."
                     )
             edges_raw = raw.get("edges")
@@ -199,7 +199,7 @@ class ArchSpec:
                 for key in e:
                     if key not in ("src", "op", "knobs"):
                         raise SpecError(
-                            f"spec field '{ew}' has unknown key '{key}' (valid: knobs, op, src)."
+                            f"spec field '{ew}' has unknown key '{_name(key)}' (valid: knobs, op, src)."
                         )
                 src = e.get("src")
                 if not _is_int(src) or not 0 <= src < i:
@@ -264,13 +264,19 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _name(v: Any) -> str:
+    """A user-given name for a one-line message: control characters escaped, at most 60 chars."""
+    text = repr(str(v))[1:-1]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _op_name(name: Any, where: str, reg: OpRegistry, arity: int) -> str:
     if not isinstance(name, str):
         raise SpecError(f"spec field '{where}' must be an op name (a string), but got {_short(name)}.")
     if name not in reg:
         valid = reg.list(arity=arity)
         raise SpecError(
-            f"spec field '{where}' names unknown op '{_short(name)[1:-1] if len(name) > 60 else name}'."
+            f"spec field '{where}' names unknown op '{_name(name)}'."
             + close_matches(name, valid)
             + f" Valid ops: {', '.join(valid)}."
         )
