@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["to_minimization", "pareto_mask", "hypervolume", "nondominated_sort_2d"]
+__all__ = ["to_minimization", "pareto_mask", "hypervolume", "nondominated_sort_2d", "FrontTracker"]
 
 
 def to_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -108,3 +108,28 @@ def _hv(p: np.ndarray, ref: np.ndarray) -> float:
             sub = p[: k + 1, :-1]
             vol += depth * _hv(sub[pareto_mask(sub)], ref[:-1])
     return vol
+
+
+class FrontTracker:
+    """The non-dominated set of a growing list of points (minimisation), updated per point.
+
+    Adding a point costs O(front size), so progress lines stay cheap in a study of 10k trials.
+    """
+
+    def __init__(self, points: np.ndarray | None = None) -> None:
+        self.front: list[np.ndarray] = []
+        if points is not None and len(points):
+            pts = np.asarray(points, dtype=float)
+            self.front = [p for p, m in zip(pts, pareto_mask(pts)) if m]
+
+    def add(self, point: Sequence[float]) -> bool:
+        """Add ``point``; True when it joins the front."""
+        p = np.asarray(point, dtype=float)
+        if any(np.all(q <= p) and np.any(q < p) for q in self.front):
+            return False
+        self.front = [q for q in self.front if not (np.all(p <= q) and np.any(p < q))]
+        self.front.append(p)  # an equal point joins too, as pareto_mask keeps duplicates
+        return True
+
+    def __len__(self) -> int:
+        return len(self.front)

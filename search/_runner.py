@@ -25,7 +25,8 @@ from hadanas._logging import get_logger
 from hadanas.config import SearchConfig
 from hadanas.exceptions import ConfigError, StoreError
 from hadanas.search._objectives import format_value, objective_values
-from hadanas.search._pareto import pareto_mask, to_minimization
+from hadanas.search._batched import BatchedStorage
+from hadanas.search._pareto import FrontTracker, pareto_mask, to_minimization
 from hadanas.search._store import default_artifact_dir, mask_url, open_storage
 from hadanas.spaces import ArchSpec, SearchSpace, build_model, count_flops, count_params, get_space
 
@@ -300,11 +301,13 @@ class _RayExecutor:
         except Exception:
             return {}
 
-    def submit(self, job: dict[str, Any], token: Any) -> dict[str, Any]:
+    def submit(self, job: dict[str, Any], token: Any, before: Any = None) -> None:
+        """Run ``job`` on an idle worker; ``before(info)`` sees the worker's pid and node first."""
         worker = self.pool.idle.pop()
+        if before is not None:
+            before(self.worker_info(worker))
         ref = worker.run.remote(job)
         self.pending[ref] = (token, worker)
-        return self.worker_info(worker)
 
     def wait(self) -> tuple[Any, dict[str, Any]]:
         from ray.exceptions import RayActorError, WorkerCrashedError
@@ -338,13 +341,14 @@ class _InlineExecutor:
     def slots(self) -> int:
         return 0 if self.done else 1
 
-    def submit(self, job: dict[str, Any], token: Any) -> dict[str, Any]:
+    def submit(self, job: dict[str, Any], token: Any, before: Any = None) -> None:
+        if before is not None:
+            before({"pid": os.getpid()})
         try:
             out = self.fn(job)
         except Exception as exc:  # a bad cell or table row fails the trial, not the search
             out = {"state": "fail", "reason": f"{type(exc).__name__}: {exc}"}
         self.done.append((token, out))
-        return {"pid": os.getpid()}
 
     def wait(self) -> tuple[Any, dict[str, Any]]:
         return self.done.pop(0)
@@ -393,7 +397,8 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
                 f"'{space.name}' takes {list(space.inputs)}; pick a matching --space or --dataset."
             )
         input_shapes, num_classes = [list(s) for s in data.input_shapes], data.num_classes
-    storage = open_storage(config.storage)
+    # Each trial's writes go to the store in two transactions (at hand-off and at the end)
+    storage = BatchedStorage(open_storage(config.storage))
     if not benchmark:  # the weights' folder must be usable before anything is recorded
         art = Path(config.artifacts).resolve() if config.artifacts else default_artifact_dir(config.storage)
         try:
@@ -421,7 +426,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
             log.info("resume: %d unfinished trial(s) marked failed and queued again", n)
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    by_fp: dict[str, FrozenTrial] = {}
+    by_fp: dict[str, Any] = {}
     for t in done:
         fp = t.user_attrs.get("fingerprint")
         if fp and t.user_attrs.get("status") in ("trained", "stopped_early"):
@@ -488,18 +493,31 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
     asked = 0
     max_asks = 4 * target + 20  # guards against an endless stream of failures
 
-    def progress(trial: optuna.Trial | FrozenTrial, status: str, values: list[float] | None) -> None:
+    tracker: FrontTracker | None = None
+    best_acc: float | None = None
+    minimize = np.array([-1.0 if d == "maximize" else 1.0 for d in config.directions])
+
+    def progress(trial: optuna.Trial | FrozenTrial, status: str, values: list[float] | None,
+                 accuracy: float | None) -> None:
+        nonlocal tracker, best_acc
         if not log.isEnabledFor(20):
             return
-        front = front_trials(study)
-        accs = [t.user_attrs.get("val_accuracy") for t in feasible_complete(study)]
-        best = max((a for a in accs if a is not None), default=None)
+        feasible = status != "infeasible" and values is not None and all(math.isfinite(v) for v in values)
+        if tracker is None:  # the first line reads the stored history once; later ones add a point
+            prior = [t for t in feasible_complete(study) if t.number != trial.number]
+            tracker = FrontTracker(np.array([t.values for t in prior]) * minimize if prior else None)
+            accs = [t.user_attrs.get("val_accuracy") for t in prior]
+            best_acc = max((a for a in accs if a is not None), default=None)
+        if feasible:
+            tracker.add(np.asarray(values, dtype=float) * minimize)
+            if accuracy is not None:
+                best_acc = accuracy if best_acc is None else max(best_acc, accuracy)
         vals = ""
         if values is not None:
             vals = " ".join(f"{o} {format_value(o, v)}" for o, v in zip(config.objectives, values))
         log.info("[%*d/%d] trial %d %s %s | best acc %s | front %d", len(str(target)),
                  n_complete, target, trial.number, status, vals,
-                 f"{best:.4f}" if best is not None else "-", len(front))
+                 f"{best_acc:.4f}" if best_acc is not None else "-", len(tracker))
 
     def tell_complete(trial: optuna.Trial, attrs: dict[str, Any], status: str) -> list[float]:
         nonlocal n_complete
@@ -510,7 +528,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
         values = objective_values({**trial.user_attrs, **attrs}, config.objectives)
         study.tell(trial, values)
         n_complete += 1
-        progress(trial, status, values)
+        progress(trial, status, values, attrs.get("val_accuracy"))
         return values
 
     def static(spec: ArchSpec) -> tuple[int, int]:
@@ -574,11 +592,16 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
                "latency": need_latency, "latency_batch": config.latency_batch,
                "board": board, "key": str(trial.number),
                "table": config.benchmark_file if benchmark else None}
-        info = runner.submit(job, (trial, spec, fp))
-        if not benchmark:
-            for k in ("pid", "node_id"):
-                if info.get(k) is not None:
-                    trial.set_user_attr("worker_" + k if k == "pid" else k, info[k])
+
+        def before(info: dict[str, Any]) -> None:
+            if not benchmark:
+                for k in ("pid", "node_id"):
+                    if info.get(k) is not None:
+                        trial.set_user_attr("worker_" + k if k == "pid" else k, info[k])
+            if use_ray:  # the RUNNING trial's params and worker are stored before it starts
+                storage.flush(trial._trial_id)
+
+        runner.submit(job, (trial, spec, fp), before)
         inflight_fp.add(fp)
         return True
 
@@ -605,7 +628,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
                 tell_complete(trial, attrs, status)
                 stats["trained" if status == "trained" else "stopped_early"] += 1
                 stats["epochs"] += int(out.get("epochs") or 0)
-                by_fp[fp] = study._storage.get_trial(trial._trial_id)
+                by_fp[fp] = _Done(trial.number, trial.user_attrs)
                 for d in dups:
                     stats["duplicates"] += 1
                     tell_complete(d, {**attrs, "duplicate_of": trial.number}, "duplicate")
@@ -637,6 +660,14 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
     finally:
         runner.close()
     return _finish(config, study, t_start, stats)
+
+
+@dataclass
+class _Done:
+    """What a duplicate copies from its original trial."""
+
+    number: int
+    user_attrs: dict[str, Any]
 
 
 def _fail_quietly(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
