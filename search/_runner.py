@@ -455,10 +455,11 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
         else:
             rungs = rung_epochs(config.min_epochs, config.eta, config.epochs)
         board = RungBoard(rungs, config.eta)
-        seeded = board.seed(
+        earlier = [  # what the stored trials reached at each epoch: the rungs start from it
             (str(t.number), list(t.user_attrs.get("history") or []), t.user_attrs.get("history_epochs"))
             for t in done if t.user_attrs.get("status") in ("trained", "stopped_early")
-        )
+        ]
+        seeded = board.seed(earlier)
         log.info("early stopping: rungs at epochs %s, eta %d (%d earlier results)", rungs, config.eta, seeded)
 
     if executor not in ("auto", "ray"):
@@ -475,11 +476,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
             import ray
 
             board = ray.remote(num_cpus=0)(type(board)).remote(board.rungs, config.eta)
-            # Seed the actor the same way.
-            ray.get(board.seed.remote([
-                (str(t.number), list(t.user_attrs.get("history") or []), t.user_attrs.get("history_epochs"))
-                for t in done if t.user_attrs.get("status") in ("trained", "stopped_early")
-            ]))
+            ray.get(board.seed.remote(earlier))  # the workers share this one
 
     train = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
              "precision": config.precision,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import traceback
 from typing import Any
@@ -84,7 +85,7 @@ def run_job(job: dict[str, Any], data: Any, train: Any) -> dict[str, Any]:
     from safetensors.torch import save as save_safetensors
 
     from hadanas.exceptions import TrialFailed
-    from hadanas.spaces import ArchSpec, build_model, measure_latency
+    from hadanas.spaces import ArchSpec
     from hadanas.trainers import fit_spec
 
     info: dict[str, Any] = {"pid": os.getpid()}
@@ -96,6 +97,8 @@ def run_job(job: dict[str, Any], data: Any, train: Any) -> dict[str, Any]:
     except Exception:  # pragma: no cover - outside Ray
         pass
     spec = ArchSpec.from_dict(job["spec"])
+    if job.get("latency"):  # measured by the trainer's latency callback on the trial's device
+        train = dataclasses.replace(train, latency_batch=int(job.get("latency_batch") or 1))
     try:
         res = fit_spec(spec, data, train, seed=int(job["seed"]), report=_reporter(job))
     except TrialFailed as exc:
@@ -108,13 +111,6 @@ def run_job(job: dict[str, Any], data: Any, train: Any) -> dict[str, Any]:
         last = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{os.path.basename(last.filename)}:{last.lineno}"
         return {"state": "fail", "reason": f"{type(exc).__name__}: {exc} (at {where})", **info}
-    latency = None
-    if job.get("latency"):
-        model = build_model(spec, data.input_shapes, data.num_classes)
-        model.load_state_dict(res.state_dict)
-        if res.device != "cpu" and torch.cuda.is_available():
-            model = model.to(res.device)
-        latency = measure_latency(model, data.input_shapes, batch=int(job.get("latency_batch", 1)))
     return {
         "state": "complete",
         "val_accuracy": res.val_accuracy,
@@ -123,7 +119,7 @@ def run_job(job: dict[str, Any], data: Any, train: Any) -> dict[str, Any]:
         "stopped_early": res.stopped_early,
         "wall_time_s": res.wall_s,
         "device": res.device,
-        "latency_ms": latency,
+        "latency_ms": res.latency_ms if job.get("latency") else None,
         "weights": save_safetensors(res.state_dict),
         **info,
     }
