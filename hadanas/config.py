@@ -88,6 +88,12 @@ class SearchConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not v.strip()):
                 raise ConfigError(f"'{name}' must be a non-empty string when given, but got {v!r}.")
+        for name in ("space", "dataset", "storage", "sampler", "precision", "study", "ray_address"):
+            v = getattr(self, name)
+            try:  # names stored in the database (a non-UTF-8 command-line byte arrives as a surrogate)
+                v is None or v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"'{name}' must be valid UTF-8 text, but got {v!r}.") from None
         if not isinstance(self.resume, bool):
             raise ConfigError(f"'resume' must be true or false, but got {self.resume!r}.")
         def positive_int(name: str, lo: int = 1, hi: int | None = None) -> None:
@@ -113,10 +119,8 @@ class SearchConfig:
                 )
             if "latency" in self.objectives:
                 raise ConfigError("the NAS-Bench-201 table has no latency; use accuracy,flops or accuracy,params.")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"'seed' must be a non-negative integer, but got {self.seed!r}.")
-        if not isinstance(self.data_seed, int) or isinstance(self.data_seed, bool) or self.data_seed < 0:
-            raise ConfigError(f"'data_seed' must be a non-negative integer, but got {self.data_seed!r}.")
+        positive_int("seed", 0, 2**32 - 1)  # the samplers' NumPy seeds stop at 2**32 - 1
+        positive_int("data_seed", 0, 2**32 - 1)
         if not self.objectives:
             raise ConfigError(
                 f"'objectives' needs at least one of {', '.join(OBJECTIVES)}, e.g. accuracy,flops."
@@ -149,7 +153,7 @@ class SearchConfig:
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
                                   or not math.isfinite(v) or v <= 0):
                 raise ConfigError(f"'{name}' must be a positive finite number, but got {v!r}.")
-        if not isinstance(self.lr, (int, float)) or not 0 < self.lr < 10:
+        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not 0 < self.lr < 10:
             raise ConfigError(f"'lr' must be a number in (0, 10), but got {self.lr!r}.")
         if self.precision not in PRECISIONS:
             raise ConfigError(
@@ -230,7 +234,7 @@ class SearchConfig:
             key = str(k).replace("-", "_")
             if key not in keys:
                 raise ConfigError(
-                    f"{source}: unknown key '{k}'." + close_matches(key, keys)
+                    f"{source}: unknown key '{repr(str(k))[1:-1][:60]}'." + close_matches(key, keys)
                     + f" Valid keys: {', '.join(keys)}."
                 )
             changes[key] = v
@@ -255,7 +259,7 @@ def load_yaml_config(path: str | Path, base: SearchConfig | None = None) -> Sear
         data = yaml.safe_load(text)
     except RecursionError:
         raise ConfigError(f"config file '{path}' is nested too deeply to be a config.") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. an integer of over 4300 digits
         msg = " ".join(str(exc).split())
         raise ConfigError(f"config file '{path}' is not valid YAML: {msg[:200]}") from None
     if data is None:

@@ -54,3 +54,18 @@ def tiny_search(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> 
                           max_concurrent=2)
     result = run_search(config, keep_workers=True)
     return {"storage": url, "study": result.study_name, "result": result, "dir": d}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many inputs the fuzz tests (tests/reliability) tried in this run; also written as
+    JSON to $HADANAS_FUZZ_COUNTS when set."""
+    import sys
+
+    fuzz = sys.modules.get("_fuzz")
+    if fuzz is None or not fuzz.TRIED:
+        return
+    terminalreporter.write_sep("-", f"fuzz inputs tried: {sum(fuzz.TRIED.values())}")
+    for name, n in sorted(fuzz.TRIED.items()):
+        terminalreporter.write_line(f"  {name}: {n}")
+    if os.environ.get("HADANAS_FUZZ_COUNTS"):
+        fuzz.write_counts(os.environ["HADANAS_FUZZ_COUNTS"])
