@@ -124,6 +124,7 @@ class _Pool:
 
         user_ops = tuple(i for i in default_registry.infos()
                          if not getattr(i.factory, "__module__", "").startswith("hadanas."))
+        _ship_by_value(user_ops)
         self.args = (config.dataset, config.subset, config.data_seed, threads, user_ops)
         try:  # the Ray session: actors never outlive it
             session = ray._private.worker.global_worker.node.session_name
@@ -169,6 +170,35 @@ class _Pool:
                 self.ray.kill(a, no_restart=True)
             except Exception:
                 pass
+
+
+def _ship_by_value(user_ops: tuple[Any, ...]) -> None:
+    """Send the modules of user-registered ops to the workers by value: a module the driver
+    imported from its own folder (``import my_ops``) need not be importable on the workers."""
+    import sys
+
+    from ray import cloudpickle
+
+    for info in user_ops:
+        name = getattr(info.factory, "__module__", "") or ""
+        module = sys.modules.get(name)
+        if module is None or name == "__main__" or name.split(".")[0] in ("hadanas", "torch", "ray"):
+            continue
+        try:
+            cloudpickle.register_pickle_by_value(module)
+        except (ValueError, AttributeError):  # pragma: no cover - a module cloudpickle refuses
+            pass
+
+
+def _creation_error(exc: BaseException) -> str | None:
+    """The last line of the error raised while a worker actor was being created, if that is
+    why it died (an op module, a dataset or a dependency the worker cannot load)."""
+    text = str(exc)
+    if "creation task" not in text:
+        return None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if ("Error:" in ln or "Exception:" in ln) and not ln.startswith("ray.")]
+    return (errs[-1] if errs else lines[-1])[:300]
 
 
 def _init_ray(config: SearchConfig) -> bool:
@@ -296,8 +326,16 @@ class _RayExecutor:
         return len(self.pool.idle)
 
     def worker_info(self, worker: Any) -> dict[str, Any]:
+        from ray.exceptions import RayActorError
+
         try:  # asked when the actor was created, so it never waits behind a job
             return dict(self.ray.get(self.pool.info[worker], timeout=300))
+        except RayActorError as exc:
+            cause = _creation_error(exc)
+            if cause is None:
+                return {}
+            # Every worker would fail the same way: one clear error instead of N failed trials.
+            raise ConfigError(f"the trial workers cannot start: {cause}") from None
         except Exception:
             return {}
 
@@ -598,7 +636,11 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
             if use_ray:  # the RUNNING trial's params and worker are stored before it starts
                 storage.flush(trial._trial_id)
 
-        runner.submit(job, (trial, spec, fp), before)
+        try:
+            runner.submit(job, (trial, spec, fp), before)
+        except BaseException as exc:  # no worker took it: it must not stay RUNNING
+            _fail_quietly(study, trial, f"not started: {exc}")
+            raise
         inflight_fp.add(fp)
         return True
 

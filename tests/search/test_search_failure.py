@@ -96,9 +96,12 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path: Path
     for n, t in done_before.items():  # kept, unchanged
         assert after[n].state == TrialState.COMPLETE and after[n].values == t.values
         assert after[n].datetime_complete == t.datetime_complete
-    for n in stale:  # reconciled, and their architectures trained again
+    for n in stale:  # reconciled; those that had started are queued again and completed
         assert after[n].state == TrialState.FAIL
         assert "driver stopped" in after[n].user_attrs["fail_reason"]
+        if before[n].params:
+            retried = [t for t in complete if t.user_attrs.get("retry_of") == n]
+            assert len(retried) == 1 and retried[0].params == before[n].params, (n, retried)
 
     trained = [t.user_attrs["fingerprint"] for t in complete if t.user_attrs["status"] == "trained"]
     assert len(trained) == len(set(trained)), "a completed architecture was trained again"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,91 @@ def test_user_registered_op_reaches_the_ray_workers(ray_session: None, tmp_path:
         assert r.front[0].user_attrs["spec"]["cell"][0]["edges"][0]["op"] == "test_halve"
     finally:
         default_registry.unregister("test_halve")
+
+
+def _write_op_module(folder: Path, name: str, body: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(textwrap.dedent(body))
+
+
+def test_op_module_only_the_driver_can_import_reaches_the_workers(ray_session: None,
+                                                                  tmp_path: Path) -> None:
+    """``import my_ops`` from the user's own folder: the workers get the module by value."""
+    import importlib
+    import sys
+
+    from hadanas.spaces import default_registry
+
+    _write_op_module(tmp_path / "driver_only", "userdir_local_ops", """
+        import torch
+        from hadanas.spaces import register_op
+
+        class Scale(torch.nn.Module):
+            def __init__(self, stride):
+                super().__init__()
+                self.pool = torch.nn.AvgPool2d(3, stride, 1) if stride > 1 else torch.nn.Identity()
+                self.w = torch.nn.Parameter(torch.tensor(0.5))
+
+            def forward(self, x):
+                return self.pool(x) * self.w
+
+        @register_op("test_local_scale", family="gating")
+        def local_scale(C, stride=1):
+            return Scale(stride)
+    """)
+    sys.path.insert(0, str(tmp_path / "driver_only"))
+    try:
+        importlib.import_module("userdir_local_ops")
+        space = SearchSpace(name="local", edge_ops=("test_local_scale",), widths=(4,), n_nodes=1,
+                            edges_per_node=1)
+        cfg = SearchConfig(trials=1, epochs=1, storage=f"sqlite:///{tmp_path / 'l.db'}", out=str(tmp_path))
+        r = run_search(cfg, space=space, keep_workers=True)
+        assert r.completed == 1 and r.failed == 0
+    finally:
+        sys.path.remove(str(tmp_path / "driver_only"))
+        sys.modules.pop("userdir_local_ops", None)
+        default_registry.unregister("test_local_scale")
+
+
+def test_workers_that_cannot_start_give_one_clear_error(ray_session: None, tmp_path: Path) -> None:
+    """An op whose module needs a helper only the driver can import: every worker would die
+    at start. The search stops with one error naming the cause; no trial is left RUNNING."""
+    import importlib
+    import sys
+
+    from hadanas.exceptions import ConfigError
+    from hadanas.spaces import default_registry
+
+    folder = tmp_path / "driver_only2"
+    _write_op_module(folder, "userdir_private_helper", """
+        import torch
+        FACTOR = 0.5
+    """)
+    _write_op_module(folder, "userdir_needs_helper", """
+        import torch
+        import userdir_private_helper as helper
+        from hadanas.spaces import register_op
+
+        @register_op("test_needs_helper", family="gating")
+        def needs_helper(C, stride=1):
+            return torch.nn.AvgPool2d(3, stride, 1) if stride > 1 else torch.nn.Identity()
+
+        needs_helper.helper = helper
+    """)
+    sys.path.insert(0, str(folder))
+    # the helper module travels by reference (only the op's own module is sent by value)
+    storage = f"sqlite:///{tmp_path / 'h.db'}"
+    try:
+        importlib.import_module("userdir_needs_helper")
+        space = SearchSpace(name="helper", edge_ops=("test_needs_helper",), widths=(4,), n_nodes=1,
+                            edges_per_node=1)
+        cfg = SearchConfig(trials=2, epochs=1, storage=storage, out=str(tmp_path), study="h")
+        with pytest.raises(ConfigError, match="workers cannot start.*userdir_private_helper"):
+            run_search(cfg, space=space)
+    finally:
+        sys.path.remove(str(folder))
+        for m in ("userdir_needs_helper", "userdir_private_helper"):
+            sys.modules.pop(m, None)
+        default_registry.unregister("test_needs_helper")
+    trials = optuna.load_study(study_name="h", storage=open_storage(storage)).trials
+    assert not any(t.state == TrialState.RUNNING for t in trials)
