@@ -155,6 +155,29 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def _check_writable_folder(folder: Path, flag: str) -> None:
+    """Fail now if ``folder`` cannot be created or written; leave nothing behind."""
+    made = []
+    p = folder.absolute()
+    while not p.exists() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".hadanas-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{flag} '{folder}' cannot be created or written ({exc.strerror}); "
+                          "pass a writable folder.") from None
+    finally:
+        for d in made:  # deepest first
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from hadanas._logging import enable_cli_logging
     from hadanas.config import SearchConfig, load_yaml_config
@@ -172,6 +195,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"--out '{out}' cannot be created or written ({exc.strerror}); "
                           "pass a writable folder.") from None
+    if config.benchmark_file is None and config.artifacts is not None:
+        _check_writable_folder(Path(config.artifacts), "--artifacts")  # before the store is created
     import logging
 
     import optuna

@@ -20,7 +20,7 @@ OBJECTIVES: dict[str, str] = {
     "params": "minimize",
     "latency": "minimize",
 }
-SAMPLERS = ("nsga2", "tpe", "random")
+SAMPLERS = ("auto", "local", "nsga2", "tpe", "random")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true", "auto")
 #: Lightning strategies a trial may use. Trials run inside Ray actors, where Lightning's
 #: script-relaunching ``ddp`` launcher cannot start: ``ddp`` runs as ``ddp_spawn`` there.
@@ -38,7 +38,7 @@ class SearchConfig:
     trials: int = 32
     epochs: int = 3
     objectives: tuple[str, ...] = ("accuracy", "flops")
-    sampler: str = "nsga2"
+    sampler: str = "auto"  # local search with one objective, NSGA-II with several
     seed: int = 0
     storage: str = "sqlite:///hadanas.db"
     study: str | None = None
@@ -68,6 +68,19 @@ class SearchConfig:
     benchmark_file: str | None = None
 
     def __post_init__(self) -> None:
+        try:
+            self._check_objectives_and_validate()
+        except RecursionError:  # a value nested thousands deep (its repr in the message recursed)
+            def deep(v: Any) -> bool:
+                try:
+                    repr(v)
+                    return False
+                except RecursionError:
+                    return True
+            name = next((f.name for f in fields(self) if deep(getattr(self, f.name))), "a value")
+            raise ConfigError(f"'{name}' is nested too deeply to be a config value.") from None
+
+    def _check_objectives_and_validate(self) -> None:
         if isinstance(self.objectives, str):
             self.objectives = tuple(o.strip() for o in self.objectives.split(",") if o.strip())
         elif isinstance(self.objectives, (list, tuple)) and all(isinstance(o, str) for o in self.objectives):
