@@ -264,7 +264,8 @@ def _retrain(spec: ArchSpec, data: Any, study: optuna.Study, epochs: int, seed: 
     from hadanas.trainers import TrainConfig, fit_spec, quiet_lightning
 
     cfg = _config(study)
-    train = TrainConfig(epochs=epochs, batch_size=int(cfg.get("batch_size", 128)), lr=float(cfg.get("lr", 1e-2)))
+    train = TrainConfig(epochs=epochs, batch_size=int(cfg.get("batch_size", 128)), lr=float(cfg.get("lr", 1e-2)),
+                        weight_decay=float(cfg.get("weight_decay", 1e-4)))
     quiet_lightning()
     log.info("retraining %s from scratch for %d epoch(s) on train+val (seed %d)", spec.summary(), epochs, seed)
     from hadanas.exceptions import TrialFailed
