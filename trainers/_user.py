@@ -121,14 +121,24 @@ def npz_loader(path: Path, options: str) -> Loader:
     parse_options(options, (), where)
 
     def load(seed: int, subset: int | None) -> DataBundle:
+        import zipfile
+
         try:
-            with np.load(path, allow_pickle=False) as z:
+            z = np.load(path, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):  # a single .npy array
+                raise DatasetError(f"{where}: holds one array, not an .npz archive of named arrays; "
+                                   "save it with np.savez(path, image=..., y=...).")
+            with z:
                 arrays = {k: z[k] for k in z.files}
         except ValueError as exc:
-            raise DatasetError(f"{where}: cannot read it without pickle ({exc}); save plain "
-                               "numeric arrays with np.savez(path, image=..., y=...).") from None
-        except (OSError, EOFError) as exc:
-            raise DatasetError(f"{where}: not a readable .npz file ({exc}).") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            if "pickle" in first:
+                raise DatasetError(f"{where}: cannot read it without pickle ({first}); save plain "
+                                   "numeric arrays with np.savez(path, image=..., y=...).") from None
+            raise DatasetError(f"{where}: not a readable .npz file ({first}).") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise DatasetError(f"{where}: not a readable .npz file ({first}).") from None
         known = {k + s for ks in _NPZ_KEYS.values() for k in ks for s in ("", "_test")}
         extra = sorted(set(arrays) - known)
         if extra:
