@@ -1,0 +1,262 @@
+"""Search strategies of hadanas's own, as Optuna samplers.
+
+:class:`LocalSearchSampler` (``--sampler local``, the default with one objective) is a
+best-first local search over categorical search spaces:
+
+1. ``n_startup_trials`` uniformly random configurations that were not seen before;
+2. then, repeatedly, the best evaluated configuration of the current *segment* that still
+   has an unseen one-choice neighbour (the same parameters with one of them changed) is
+   expanded: among its unseen neighbours it proposes the one a surrogate ranks highest, or,
+   with probability ``explore``, a random one. The surrogate is an additive model, a ridge
+   regression on one-hot choices fitted to every evaluated trial, each weighted by
+   ``exp(-d / locality)`` where ``d`` is its Hamming distance to the expanded
+   configuration (a local model of the landscape around it);
+3. when the segment's best has not improved for ``patience`` proposals, or none of the
+   segment's configurations has an unseen neighbour left, a new segment starts from an
+   unseen random configuration (a restart: the earlier segments' configurations stay
+   seen, and still teach the surrogate, but are no longer expanded).
+
+With several objectives the incumbents are all evaluated trials by non-dominated rank (the
+front first, its members in random order), the neighbour is drawn at random and there are
+no restarts (Pareto local search).
+
+It never proposes a configuration that was already evaluated, is being evaluated, or was
+proposed to a trial that has not reported yet, while unseen ones remain. It keeps no
+state of its own between calls: every proposal is rebuilt from the trials in the study
+(their parameters, values, and the proposal and segment it wrote to each trial's system
+attributes), so a resumed study or several processes asking at once behave as one. Its
+random stream is derived from ``(seed, trial number)``, so a run is reproducible.
+
+Parameters that are not categorical (floats, integers) are drawn uniformly at random.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["LocalSearchSampler"]
+
+_PROPOSAL_KEY = "hadanas:proposal"
+_SEGMENT_KEY = "hadanas:segment"
+_MAX_RANDOM_DRAWS = 2000
+_MAX_ENUMERATED = 200_000
+
+
+def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
+
+
+class LocalSearchSampler(optuna.samplers.BaseSampler):
+    """Best-first local search over one-choice mutations, surrogate-ordered; see the module."""
+
+    def __init__(self, *, n_startup_trials: int = 10, explore: float = 0.0, ridge: float = 1.0,
+                 patience: int | None = 20, locality: float | None = 1.0,
+                 seed: int | None = None,
+                 constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None) -> None:
+        if n_startup_trials < 1:
+            raise ValueError(f"n_startup_trials must be >= 1, but got {n_startup_trials}.")
+        if not 0.0 <= explore <= 1.0:
+            raise ValueError(f"explore must be in [0, 1], but got {explore}.")
+        self.n_startup_trials = n_startup_trials
+        self.explore = explore
+        self.ridge = ridge
+        self.patience = patience
+        self.locality = locality
+        self.constraints_func = constraints_func
+        self._seed = int(np.random.SeedSequence(seed).entropy % (2**63)) if seed is None else int(seed)
+        self._random = optuna.samplers.RandomSampler(seed=self._seed)
+
+    def reseed_rng(self) -> None:
+        self._seed = int(np.random.SeedSequence().entropy % (2**63))
+        self._random.reseed_rng()
+
+    def _rng(self, number: int) -> np.random.Generator:
+        return np.random.default_rng([self._seed, number])
+
+    # --- Optuna interface ------------------------------------------------------------
+    def infer_relative_search_space(self, study: optuna.Study,
+                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        """Every categorical parameter any trial used, with one unchanging set of choices."""
+        space: dict[str, BaseDistribution] = {}
+        conflict: set[str] = set()
+        for t in study.get_trials(deepcopy=False):
+            for name, dist in t.distributions.items():
+                if not isinstance(dist, CategoricalDistribution) or name in conflict:
+                    continue
+                if name in space and space[name] != dist:
+                    conflict.add(name)
+                    del space[name]
+                elif name not in space:
+                    space[name] = dist
+        return dict(sorted(space.items()))
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        trials = study.get_trials(deepcopy=False)
+        proposal, segment = self._propose(study, trial, trials, search_space)
+        study._storage.set_trial_system_attr(trial._trial_id, _SEGMENT_KEY, segment)
+        study._storage.set_trial_system_attr(trial._trial_id, _PROPOSAL_KEY, proposal)
+        return proposal
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    # --- the strategy ----------------------------------------------------------------
+    def _score(self, study: optuna.Study, t: FrozenTrial) -> tuple[float, ...] | None:
+        """Objective values to minimise, (inf, ...) when infeasible, None when unusable."""
+        if t.state != TrialState.COMPLETE or t.values is None:
+            return None
+        if not all(math.isfinite(v) for v in t.values):
+            return None
+        if self.constraints_func is not None and any(c > 0 for c in self.constraints_func(t)):
+            return tuple(math.inf for _ in t.values)
+        return tuple(-v if d == StudyDirection.MAXIMIZE else v
+                     for v, d in zip(t.values, study.directions))
+
+    def _propose(self, study: optuna.Study, trial: FrozenTrial, trials: list[FrozenTrial],
+                 space: dict[str, BaseDistribution]) -> tuple[dict[str, Any], int]:
+        rng = self._rng(trial.number)
+        names = list(space)
+        seen: set[tuple[tuple[str, Any], ...]] = set()
+        evaluated: list[tuple[dict[str, Any], tuple[float, ...], int, int]] = []  # params, score, segment, number
+        proposed: list[tuple[int, int]] = []  # (segment, number) of every other trial
+        for t in trials:
+            if t.number == trial.number:
+                continue
+            seg = t.system_attrs.get(_SEGMENT_KEY, 0)
+            seg = seg if isinstance(seg, int) else 0
+            params = {k: v for k, v in t.params.items() if k in space}
+            if t.state in (TrialState.RUNNING, TrialState.WAITING):
+                pending = t.system_attrs.get(_PROPOSAL_KEY) or t.system_attrs.get("fixed_params")
+                if isinstance(pending, dict):
+                    params = {**{k: v for k, v in pending.items() if k in space}, **params}
+                if params:
+                    seen.add(_key(params))
+                    proposed.append((seg, t.number))
+                continue
+            if not params:
+                continue
+            seen.add(_key(params))
+            proposed.append((seg, t.number))
+            score = self._score(study, t)
+            if score is not None:
+                evaluated.append((params, score, seg, t.number))
+
+        segment = max((s for s, _ in proposed), default=0)
+        if len(evaluated) < self.n_startup_trials:
+            return self._random_unseen(names, space, seen, rng), segment
+        current = [e for e in evaluated if e[2] == segment]
+        if current and self.patience is not None and len(current[0][1]) == 1:
+            best = min(current, key=lambda e: (e[1][0], e[3]))
+            since = sum(1 for s, n in proposed if s == segment and n > best[3])
+            if since >= self.patience:
+                current = []
+        if current:
+            proposal = self._neighbour([(p, s) for p, s, _, _ in current], seen, space, rng,
+                                       [(p, s) for p, s, _, _ in evaluated])
+            if proposal is not None:
+                return proposal, segment
+        # A new segment: restart from a random configuration.
+        return self._random_unseen(names, space, seen, rng), segment + 1
+
+    def _random_unseen(self, names: list[str], space: dict[str, BaseDistribution],
+                       seen: set[Any], rng: np.random.Generator) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for _ in range(_MAX_RANDOM_DRAWS):
+            params = {n: space[n].choices[rng.integers(len(space[n].choices))]  # type: ignore[attr-defined]
+                      for n in names}
+            if _key(params) not in seen:
+                return params
+        # Nearly every configuration was seen: in a small space, list the unseen ones.
+        if math.prod(len(space[n].choices) for n in names) <= _MAX_ENUMERATED:  # type: ignore[attr-defined]
+            unseen = [combo for combo in itertools.product(*(space[n].choices for n in names))  # type: ignore[attr-defined]
+                      if _key(dict(zip(names, combo))) not in seen]
+            if unseen:
+                return dict(zip(names, unseen[int(rng.integers(len(unseen)))]))
+        return params
+
+    def _neighbour(self, evaluated: list[tuple[dict[str, Any], tuple[float, ...]]], seen: set[Any],
+                   space: dict[str, BaseDistribution], rng: np.random.Generator,
+                   data: list[tuple[dict[str, Any], tuple[float, ...]]]) -> dict[str, Any] | None:
+        scores = np.array([s for _, s in evaluated])
+        n_obj = scores.shape[1]
+        if n_obj == 1:
+            # Best first; equal scores keep trial order (the earlier incumbent first).
+            order = np.argsort(scores[:, 0], kind="stable")
+        else:
+            from hadanas.search._pareto import nondominated_sort_2d
+
+            rank = nondominated_sort_2d(scores)
+            order = np.lexsort((rng.random(len(scores)), rank))
+        for i in order:
+            parent = evaluated[i][0]
+            if not math.isfinite(scores[i][0]):
+                break  # infeasible incumbents come last: try random configurations instead
+            cands = []
+            for name, dist in space.items():
+                if name not in parent:
+                    continue
+                for c in dist.choices:  # type: ignore[attr-defined]
+                    if c == parent[name] and type(c) is type(parent[name]):
+                        continue
+                    nb = {**parent, name: c}
+                    if _key(nb) not in seen:
+                        cands.append(nb)
+            if not cands:
+                continue
+            model = self._surrogate(data, space, parent) if n_obj == 1 else None
+            if model is None or rng.random() < self.explore:
+                return cands[int(rng.integers(len(cands)))]
+            pred = np.array([model(c) for c in cands])
+            best = np.flatnonzero(pred <= pred.min() + 1e-12)
+            return cands[int(best[rng.integers(len(best))])]
+        return None
+
+    def _surrogate(self, evaluated: list[tuple[dict[str, Any], tuple[float, ...]]],
+                   space: dict[str, BaseDistribution],
+                   center: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], float] | None:
+        """An additive model of the (minimised) score: ridge regression on one-hot choices."""
+        index: dict[tuple[str, Any], int] = {}
+        for name, dist in space.items():
+            if len(dist.choices) > 1:  # type: ignore[attr-defined]
+                for c in dist.choices:  # type: ignore[attr-defined]
+                    index[(name, c)] = len(index)
+        rows = [(p, s[0]) for p, s in evaluated if math.isfinite(s[0])]
+        if not index or len(rows) < 2:
+            return None
+
+        def features(params: dict[str, Any]) -> np.ndarray:
+            x = np.zeros(len(index))
+            x[[j for j in (index.get(k) for k in params.items()) if j is not None]] = 1.0
+            return x
+
+        X = np.array([features(p) for p, _ in rows])
+        y = np.array([s for _, s in rows])
+        if center is not None and self.locality:
+            dist = np.array([sum(p.get(k) != v for k, v in center.items()) for p, _ in rows])
+            sw = np.sqrt(np.exp(-dist / self.locality))
+        else:
+            sw = np.ones(len(rows))
+        mu = np.average(y, weights=sw**2)
+        scale = y.std() or 1.0
+        yc = (y - mu) / scale * sw
+        X = X * sw[:, None]
+        n, d = X.shape
+        lam = self.ridge
+        if n < d:  # the dual form: an n x n system
+            w = X.T @ np.linalg.solve(X @ X.T + lam * np.eye(n), yc)
+        else:
+            w = np.linalg.solve(X.T @ X + lam * np.eye(d), X.T @ yc)
+        return lambda params: float(features(params) @ w)

@@ -1,0 +1,202 @@
+"""The local-search sampler (search/_strategies.py): validity, no repeats, resume, parallel asks."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+
+from hadanas.config import SearchConfig
+from hadanas.exceptions import ConfigError
+from hadanas.search import make_sampler, run_search
+from hadanas.search._strategies import LocalSearchSampler
+from hadanas.spaces import get_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _root_conftest() -> Any:
+    spec = importlib.util.spec_from_file_location("_hadanas_tests_conftest_strategies",
+                                                  Path(__file__).resolve().parents[1] / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_ROOT = _root_conftest()
+
+
+def _table() -> str:
+    _ROOT.require(_ROOT.NB201_CSV.is_file(), f"NAS-Bench-201 table not found at {_ROOT.NB201_CSV}")
+    return str(_ROOT.NB201_CSV)
+
+
+CHOICES = {"a": ["x", "y", "z"], "b": [1, 2, 3], "c": [None, True, 0.5], "d": ["p", "q"]}
+WEIGHT = {("a", "z"): 1.0, ("b", 3): 0.5, ("c", True): 0.7, ("d", "q"): 0.2}
+
+
+def _objective(trial: optuna.Trial) -> float:
+    params = {k: trial.suggest_categorical(k, v) for k, v in CHOICES.items()}
+    bonus = 0.3 if params["a"] == "x" and params["b"] == 1 else 0.0  # an interaction
+    return sum(WEIGHT.get(kv, 0.0) for kv in params.items()) + bonus
+
+
+def _config_key(t: optuna.trial.FrozenTrial) -> tuple:
+    return tuple(sorted(t.params.items()))
+
+
+def test_never_repeats_until_the_space_is_exhausted() -> None:
+    size = int(np.prod([len(v) for v in CHOICES.values()]))  # 54
+    study = optuna.create_study(direction="maximize",
+                                sampler=LocalSearchSampler(seed=3, n_startup_trials=4, patience=6))
+    study.optimize(_objective, n_trials=size)
+    keys = [_config_key(t) for t in study.trials]
+    assert len(set(keys)) == size  # every configuration exactly once
+    assert study.best_value == pytest.approx(1.0 + 0.5 + 0.7 + 0.2)
+
+
+def test_finds_the_optimum_of_a_small_space_quickly() -> None:
+    found = []
+    for seed in range(5):
+        study = optuna.create_study(direction="maximize",
+                                    sampler=LocalSearchSampler(seed=seed, n_startup_trials=4))
+        study.optimize(_objective, n_trials=20)
+        found.append(study.best_value)
+    assert np.mean(found) == pytest.approx(2.4)
+
+
+def test_proposes_valid_nb201_params() -> None:
+    space = get_space("nb201")
+    study = optuna.create_study(direction="maximize", sampler=LocalSearchSampler(seed=0, n_startup_trials=3))
+    specs = set()
+    for i in range(25):
+        trial = study.ask()
+        spec = space.suggest(trial)
+        assert space.check(spec) is None
+        for name, value in trial.params.items():
+            assert value in trial.distributions[name].choices
+        specs.add(space.to_nb201(spec))
+        study.tell(trial, float(sum(e.op == "conv_3x3" for n in spec.cell for e in n.edges)) + 0.01 * i)
+    assert len(specs) == 25
+
+
+def test_parallel_asks_get_distinct_configurations() -> None:
+    study = optuna.create_study(direction="maximize",
+                                sampler=LocalSearchSampler(seed=1, n_startup_trials=3, patience=None))
+    study.optimize(_objective, n_trials=5)
+    running = [study.ask() for _ in range(6)]  # six trials in flight at once
+    for t in running:
+        for k, v in CHOICES.items():
+            t.suggest_categorical(k, v)
+    keys = [_config_key(t) for t in study.get_trials()]
+    assert len(set(keys)) == len(keys) == 11
+    for t in running:
+        study.tell(t, 0.0)
+
+
+def test_resume_rebuilds_the_state_from_the_store(tmp_path: Path) -> None:
+    """12 + 12 trials with two sampler objects = 24 trials in one go."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def run(name: str, n: int) -> list[tuple]:
+        study = optuna.create_study(storage=url, study_name=name, direction="maximize",
+                                    load_if_exists=True, sampler=LocalSearchSampler(seed=7, n_startup_trials=4,
+                                                                                    patience=4))
+        study.optimize(_objective, n_trials=n)
+        return [_config_key(t) for t in study.trials]
+
+    whole = run("whole", 24)
+    run("split", 12)
+    split = run("split", 12)  # a fresh sampler: only the stored trials carry the state
+    assert split == whole
+    assert len(set(whole)) == 24
+
+
+def test_run_search_resume_on_nb201(tmp_path: Path) -> None:
+    """The default single-objective search, interrupted and resumed, equals one run."""
+    table = _table()
+
+    def cfg(name: str, trials: int, resume: bool = False) -> SearchConfig:
+        return SearchConfig(space="nb201", benchmark_file=table, objectives=("accuracy",), trials=trials,
+                            storage=f"sqlite:///{tmp_path / 'r.db'}", study=name, seed=2, resume=resume,
+                            out=str(tmp_path))
+
+    run_search(cfg("whole", 24))
+    run_search(cfg("split", 12))
+    run_search(cfg("split", 24, resume=True))
+    from hadanas.search import load_study, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'r.db'}")
+    arch = {name: [t.user_attrs["arch_str"] for t in load_study(storage, name).trials] for name in ("whole", "split")}
+    assert arch["whole"] == arch["split"]
+    assert len(set(arch["whole"])) == 24
+    statuses = {t.user_attrs["status"] for t in load_study(storage, "whole").trials}
+    assert statuses == {"trained"}  # no duplicate trial
+
+
+def test_beats_random_on_nb201() -> None:
+    table_path = _table()
+    from hadanas.search._nb201 import NB201Table
+
+    space, table = get_space("nb201"), NB201Table.load(table_path)
+
+    def best(sampler: optuna.samplers.BaseSampler, n: int = 100) -> float:
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        for _ in range(n):
+            trial = study.ask()
+            study.tell(trial, table.lookup(space, space.suggest(trial)).valid_200)
+        return study.best_value
+
+    seeds = range(4)
+    ours = [best(make_sampler(SearchConfig(space="nb201", objectives=("accuracy",), trials=100, seed=s)))
+            for s in seeds]
+    rand = [best(optuna.samplers.RandomSampler(seed=s)) for s in seeds]
+    assert np.mean(ours) > np.mean(rand) + 0.002
+    assert np.mean(ours) > 0.912
+
+
+def test_two_objectives_pareto_local_search() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=LocalSearchSampler(seed=0, n_startup_trials=4))
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        v = _objective(trial)
+        return v, float(trial.params["b"])
+
+    study.optimize(objective, n_trials=30)
+    keys = [_config_key(t) for t in study.trials]
+    assert len(set(keys)) == 30
+    assert max(t.values[0] for t in study.best_trials) == pytest.approx(2.4)
+
+
+def test_infeasible_trials_are_not_expanded() -> None:
+    def cons(t: optuna.trial.FrozenTrial) -> list[float]:
+        return [1.0 if t.params.get("a") == "z" else -1.0]
+
+    study = optuna.create_study(direction="maximize",
+                                sampler=LocalSearchSampler(seed=0, n_startup_trials=4, constraints_func=cons))
+    study.optimize(_objective, n_trials=30)
+    feasible = [t for t in study.trials if t.params["a"] != "z"]
+    assert max(t.value for t in feasible) == pytest.approx(1.4)  # b 3, c True, d q
+
+
+def test_config_sampler_names() -> None:
+    assert SearchConfig().sampler == "auto"
+    assert SearchConfig(sampler="local").sampler == "local"
+    with pytest.raises(ConfigError, match="Did you mean 'local'"):
+        SearchConfig(sampler="locl")
+    single = make_sampler(SearchConfig(objectives=("accuracy",)))
+    assert isinstance(single, LocalSearchSampler)
+    assert isinstance(make_sampler(SearchConfig(objectives=("accuracy", "params"))),
+                      optuna.samplers.NSGAIISampler)
+    assert isinstance(make_sampler(SearchConfig(objectives=("accuracy", "params"), sampler="local")),
+                      LocalSearchSampler)
+    assert isinstance(make_sampler(SearchConfig(objectives=("accuracy",), sampler="nsga2")),
+                      optuna.samplers.NSGAIISampler)
+    with pytest.raises(ValueError):
+        LocalSearchSampler(n_startup_trials=0)
