@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: run test install system-deps clean
+.PHONY: run test audit install system-deps clean
 
 $(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,5 +40,16 @@ system-deps:
 test: $(BIN)/.installed system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# pip-audit of the installed dependencies (its own venv, so its packages are not audited as
+# ours); docs/SECURITY.md says what a finding, a clean audit and "NOT AUDITED" mean.
+AUDIT_VENV ?= .venv-audit
+PIP_AUDIT  ?= pip-audit==2.10.1
+
+audit: $(BIN)/.installed
+	@test -x $(AUDIT_VENV)/bin/pip-audit || { $(PYTHON) -m venv $(AUDIT_VENV) && \
+	  $(AUDIT_VENV)/bin/python -m pip install -q $(PIP_AUDIT); } || \
+	  echo "note: $(PIP_AUDIT) could not be installed"
+	$(BIN)/python .ci/audit.py --python $(BIN)/python --pip-audit $(AUDIT_VENV)/bin/pip-audit
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info hadanas-out hadanas.db hadanas-artifacts
+	rm -rf $(VENV) $(AUDIT_VENV) build dist *.egg-info hadanas-out hadanas.db hadanas-artifacts

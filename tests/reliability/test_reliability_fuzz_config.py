@@ -215,6 +215,8 @@ def search_argvs(draw: st.DrawFn) -> tuple[list[str], bytes]:
 def stop_before_the_study(monkeypatch: pytest.MonkeyPatch) -> None:
     from hadanas.search import _runner
 
+    monkeypatch.chdir(os.getcwd())  # restored afterwards: the tests chdir into their temporary folders
+
     def reached(*args: Any, **kwargs: Any) -> None:
         raise _Reached
 
@@ -232,6 +234,7 @@ def test_search_command_lines(stop_before_the_study: None, case: tuple[list[str]
         Path(tmp, "c.yaml").write_bytes(config)
         Path(tmp, "junk.npz").write_bytes(b"\x93NUMPY junk")
         Path(tmp, "bad.csv").write_text("arch_str,x\n", encoding="utf-8")
+        os.chdir(tmp)  # relative --out/--artifacts/--config values land in the temporary folder
         argv = [a.replace("{tmp}", tmp) for a in argv]
         if "--storage" not in argv:  # never the working directory's store
             argv += ["--storage", f"sqlite:///{tmp}/s.db"]
