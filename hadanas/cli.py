@@ -210,9 +210,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
     study = load_study(open_storage(config.storage), result.study_name)
     report = write_report(study, Path(config.out) / "report.html")
     header, rows, _ = _front_rows(study)
-    print(f"\nPareto front of study '{result.study_name}' ({len(rows)} of {result.completed} "
-          f"completed trials; {result.failed} failed):")
-    print(_table(header, rows))
+    if rows:
+        print(f"\nPareto front of study '{result.study_name}' ({len(rows)} of {result.completed} "
+              f"completed trials; {result.failed} failed):")
+        print(_table(header, rows))
+    else:
+        print("\n" + _empty_front(study))
     best = f"{result.best_accuracy:.4f}" if result.best_accuracy is not None else "-"
     print(f"\nbest accuracy {best} | wall time {result.wall_time_s:.1f} s | report {report}")
     print(f"export one: hadanas export --study {result.study_name} --trial N --out DIR")
@@ -279,12 +282,35 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _empty_front(study: Any) -> str:
+    """One line saying why a study has no Pareto front yet."""
+    from collections import Counter
+
+    from optuna.trial import TrialState
+
+    states = Counter(t.state for t in study.get_trials(deepcopy=False))
+    done = states.pop(TrialState.COMPLETE, 0)
+    names = {TrialState.RUNNING: "running", TrialState.WAITING: "waiting", TrialState.FAIL: "failed",
+             TrialState.PRUNED: "pruned"}
+    others = ", ".join(f"{n} {names.get(s, s.name.lower())}" for s, n in states.items() if n)
+    if done:
+        return (f"study '{study.study_name}' has no Pareto front: none of its {done} completed trial(s) "
+                "is feasible with finite objectives (over --max-flops/--max-params, or non-finite values)"
+                + (f"; {others}" if others else "") + ".")
+    return (f"study '{study.study_name}' has no completed trials yet"
+            + (f" ({others})" if others else " (no trials at all)")
+            + "; its Pareto front is empty. Run or resume 'hadanas search' to add some.")
+
+
 def _cmd_pareto(args: argparse.Namespace) -> int:
     study = _open(args)
     header, rows, records = _front_rows(study)
     if args.json:
         print(json.dumps({"study": study.study_name, "objectives": header[1:-3],
                           "front": records}, indent=2))
+        return 0
+    if not rows:
+        print(_empty_front(study))
         return 0
     print(f"Pareto front of study '{study.study_name}' ({len(rows)} trials):")
     print(_table(header, rows))
