@@ -333,6 +333,12 @@ _COMMANDS = {"search": _cmd_search, "ops": _cmd_ops, "spaces": _cmd_spaces,
              "pareto": _cmd_pareto, "dashboard": _cmd_dashboard, "export": _cmd_export}
 
 
+def _one_line(message: str) -> str:
+    """Control characters from user-given names (a newline in a study name) escaped, so that an
+    error stays one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in message.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build()
     args = parser.parse_args(argv)
@@ -342,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except HadanasError as exc:
-        print(f"hadanas: error: {exc}", file=sys.stderr)
+        print(f"hadanas: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         try:

@@ -29,6 +29,12 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameter
 _SPAWNED = {"ddp": "ddp_spawn", "ddp_find_unused_parameters_true": "ddp_spawn_find_unused_parameters_true"}
 
 
+def _shown(v: Any) -> str:
+    """A user-given name in a one-line message: control characters escaped, at most 60 chars."""
+    text = repr(str(v))[1:-1]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 @dataclass
 class SearchConfig:
     """Everything a search needs. Every field is also a YAML key and a ``--flag``."""
@@ -128,7 +134,7 @@ class SearchConfig:
         if self.benchmark_file is not None:
             if self.space != "nb201":
                 raise ConfigError(
-                    f"--benchmark-file needs --space nb201 (the table's cell), but the space is '{self.space}'."
+                    f"--benchmark-file needs --space nb201 (the table's cell), but the space is '{_shown(self.space)}'."
                 )
             if "latency" in self.objectives:
                 raise ConfigError("the NAS-Bench-201 table has no latency; use accuracy,flops or accuracy,params.")
@@ -141,11 +147,11 @@ class SearchConfig:
         for o in self.objectives:
             if o not in OBJECTIVES:
                 raise ConfigError(
-                    f"unknown objective '{o}'; valid objectives: {', '.join(OBJECTIVES)}."
+                    f"unknown objective '{_shown(o)}'; valid objectives: {', '.join(OBJECTIVES)}."
                     + close_matches(o, OBJECTIVES)
                 )
         if len(set(self.objectives)) != len(self.objectives):
-            raise ConfigError(f"'objectives' lists an objective twice: {','.join(self.objectives)}.")
+            raise ConfigError(f"'objectives' lists an objective twice: {_shown(','.join(self.objectives))}.")
         if self.sampler not in SAMPLERS:
             raise ConfigError(
                 f"'sampler' must be one of {', '.join(SAMPLERS)}, but got {self.sampler!r}."
@@ -247,7 +253,7 @@ class SearchConfig:
             key = str(k).replace("-", "_")
             if key not in keys:
                 raise ConfigError(
-                    f"{source}: unknown key '{repr(str(k))[1:-1][:60]}'." + close_matches(key, keys)
+                    f"{source}: unknown key '{_shown(k)}'." + close_matches(key, keys)
                     + f" Valid keys: {', '.join(keys)}."
                 )
             changes[key] = v

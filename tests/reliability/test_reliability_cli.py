@@ -81,3 +81,35 @@ def test_readme_yaml_example_loads(tmp_path: Path) -> None:
     f.write_text(block.group(1), encoding="utf-8")
     c = load_yaml_config(f)
     assert c.trials == 64 and c.objectives == ("accuracy", "flops") and c.early_stopping
+
+
+def test_names_with_control_characters_stay_on_one_line(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _fuzz import fuzz_settings, one_line, tried
+
+    @fuzz_settings(60)
+    @given(st.text(min_size=1, max_size=12), st.sampled_from(["pareto", "dashboard", "export", "search"]))
+    def check(name: str, verb: str) -> None:
+        tried("CLI: names with any characters")
+        argv = {"pareto": ["pareto", "--storage", store, "--study", name],
+                "dashboard": ["dashboard", "--storage", store, "--study", name, "--out", "/nonexistent/x.html"],
+                "export": ["export", "--storage", store, "--study", name, "--trial", "0", "--out", "/nonexistent"],
+                "search": ["search", "--quiet", "--storage", store, "--objectives", name, "--sampler", name]}[verb]
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        if code == 0:  # a study that exists ('empty', ...)
+            return
+        assert code == 2, out.err
+        lines = [ln for ln in out.err.splitlines() if ln.strip()]
+        assert len(lines) == 1, out.err
+        one_line(lines[0])
+
+    check()
