@@ -35,6 +35,10 @@ __all__ = ["run_search", "release_workers", "SearchResult", "front_trials", "mak
 log = get_logger(__name__)
 
 
+#: What ``SearchResult.stats`` counts for this run (not the whole study).
+_STATS = ("trained", "stopped_early", "duplicates", "infeasible", "failed", "retried", "epochs")
+
+
 @dataclass
 class SearchResult:
     study_name: str
@@ -56,10 +60,18 @@ def _constraints(trial: FrozenTrial) -> list[float]:
 def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     constrained = config.max_flops is not None or config.max_params is not None
     cf = _constraints if constrained else None
-    if config.sampler == "nsga2":
+    name = config.sampler
+    if name == "auto":
+        name = "local" if len(config.objectives) == 1 else "nsga2"
+    if name == "local":
+        from hadanas.search._strategies import LocalSearchSampler
+
+        return LocalSearchSampler(seed=config.seed, constraints_func=cf,
+                                  n_startup_trials=min(10, max(2, config.trials // 10)))
+    if name == "nsga2":
         pop = config.population or max(8, min(50, config.trials // 4))
         return optuna.samplers.NSGAIISampler(population_size=pop, seed=config.seed, constraints_func=cf)
-    if config.sampler == "tpe":
+    if name == "tpe":
         return optuna.samplers.TPESampler(seed=config.seed, constraints_func=cf, multivariate=True,
                                           n_startup_trials=min(10, max(2, config.trials // 4)))
     return optuna.samplers.RandomSampler(seed=config.seed)
@@ -474,7 +486,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
     if n_complete >= target:
         log.info("study '%s' already has %d completed trials (asked for %d)", study.study_name,
                  n_complete, target)
-        return _finish(config, study, t_start, stats={"trained": 0})
+        return _finish(config, study, t_start, stats=dict.fromkeys(_STATS, 0))
     log.info("study '%s' in %s: %d/%d trials done; space '%s' (%s architectures), %s, "
              "objectives %s", study.study_name, mask_url(config.storage), n_complete, target,
              space.name, f"{space.size():.3g}",
@@ -523,8 +535,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
     cost_cache: dict[str, tuple[int, int]] = {}
     inflight_fp: set[str] = set()
     waiting_dups: dict[str, list[optuna.Trial]] = {}
-    stats = {"trained": 0, "stopped_early": 0, "duplicates": 0, "infeasible": 0, "failed": 0,
-             "retried": 0, "epochs": 0}
+    stats = dict.fromkeys(_STATS, 0)
     asked = 0
     max_asks = 4 * target + 20  # guards against an endless stream of failures
 
