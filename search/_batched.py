@@ -34,12 +34,14 @@ __all__ = ["BatchedStorage"]
 
 
 class _Held:
-    __slots__ = ("trial", "params", "attrs")
+    __slots__ = ("trial", "params", "attrs", "sys_attrs", "study_id")
 
-    def __init__(self, trial: FrozenTrial) -> None:
+    def __init__(self, trial: FrozenTrial, study_id: int | None) -> None:
+        self.study_id = study_id
         self.trial = trial  # the trial as a plain store would show it, buffered writes included
         self.params: dict[str, tuple[float, BaseDistribution]] = {}
         self.attrs: dict[str, Any] = {}
+        self.sys_attrs: dict[str, Any] = {}
 
 
 class BatchedStorage(BaseStorage):
@@ -62,18 +64,22 @@ class BatchedStorage(BaseStorage):
         self.commits = 0
 
     # -- the trials this process holds ---------------------------------------------------
-    def _hold(self, trial_id: int, trial: FrozenTrial | None = None) -> None:
-        self._held[trial_id] = _Held(trial if trial is not None else self._inner.get_trial(trial_id))
+    def _hold(self, trial_id: int, trial: FrozenTrial | None = None, study_id: int | None = None) -> None:
+        if study_id is None:
+            study_id = next((sid for sid, c in self._caches.items() if trial_id in c.by_id), None)
+        self._held[trial_id] = _Held(trial if trial is not None else self._inner.get_trial(trial_id),
+                                     study_id)
 
     def flush(self, trial_id: int) -> None:
         """Commit the buffered writes of ``trial_id`` (it stays held and RUNNING)."""
         with self._lock:
             h = self._held.get(trial_id)
-            if h is None or not (h.params or h.attrs):
+            if h is None or not (h.params or h.attrs or h.sys_attrs):
                 return
             self._write(h, None, None)
             h.params.clear()
             h.attrs.clear()
+            h.sys_attrs.clear()
 
     def _write(self, h: _Held, state: TrialState | None, values: Sequence[float] | None) -> bool:
         tid = h.trial._trial_id
@@ -118,12 +124,13 @@ class BatchedStorage(BaseStorage):
                     {"trial_id": tid, "param_name": n, "param_value": v,
                      "distribution_json": distribution_to_json(d)}
                     for n, (v, d) in h.params.items()])
-            if h.attrs:
-                table = models.TrialUserAttributeModel.__table__
-                session.execute(sa.delete(table).where(table.c.trial_id == tid,
-                                                       table.c.key.in_(list(h.attrs))))
-                session.execute(sa.insert(table), [
-                    {"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in h.attrs.items()])
+            for table, attrs in ((models.TrialUserAttributeModel.__table__, h.attrs),
+                                 (models.TrialSystemAttributeModel.__table__, h.sys_attrs)):
+                if attrs:
+                    session.execute(sa.delete(table).where(table.c.trial_id == tid,
+                                                           table.c.key.in_(list(attrs))))
+                    session.execute(sa.insert(table), [
+                        {"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()])
             if values:
                 rows = []
                 for i, v in enumerate(values):
@@ -152,12 +159,12 @@ class BatchedStorage(BaseStorage):
             trial_id = self._inner.create_new_trial(study_id, template_trial)
             if template_trial is None:  # study.ask(): a RUNNING trial this process fills in
                 with self._lock:
-                    self._hold(trial_id)
+                    self._hold(trial_id, study_id=study_id)
             return trial_id
         # Optuna's read cache learns of the trial on its next read of the study
         frozen = self._rdb._create_new_trial(study_id, None)
         with self._lock:
-            self._hold(frozen._trial_id, frozen)
+            self._hold(frozen._trial_id, frozen, study_id)
         return frozen._trial_id
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
@@ -200,17 +207,24 @@ class BatchedStorage(BaseStorage):
                 self._finished[trial_id] = t  # immutable from now on: reads are served here
                 while len(self._finished) > 256:
                     self._finished.pop(next(iter(self._finished)))
+                cache = self._caches.get(h.study_id) if h.study_id is not None else None
+                if cache is not None:
+                    cache.put(copy.deepcopy(t))
             elif state.is_finished():
                 del self._held[trial_id]
             else:
                 h.params.clear()
                 h.attrs.clear()
+                h.sys_attrs.clear()
             return ok
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._inner.set_trial_system_attr(trial_id, key, value)
         with self._lock:
             h = self._held.get(trial_id)
+            if h is None or not self._fast:
+                self._inner.set_trial_system_attr(trial_id, key, value)
+            else:
+                h.sys_attrs[key] = value
             if h is not None:
                 h.trial.system_attrs[key] = copy.deepcopy(value)
 
@@ -259,12 +273,19 @@ class BatchedStorage(BaseStorage):
             if not self._held:
                 return trials
             out = []
+            seen = set()
             for t in trials:
                 h = self._held.get(t._trial_id)
                 if h is None:
                     out.append(t)
                 else:
+                    seen.add(t._trial_id)
                     out.append(copy.deepcopy(h.trial) if deepcopy else h.trial)
+            extra = [h.trial for tid, h in self._held.items() if tid not in seen
+                     and h.study_id == study_id and (states is None or h.trial.state in states)]
+            if extra:  # created since the last read
+                out.extend(copy.deepcopy(extra) if deepcopy else extra)
+                out.sort(key=lambda t: t.number)
             return out
 
     def _any_waiting(self, study_id: int) -> bool:
@@ -339,8 +360,34 @@ class _StudyCache:
         self.unfinished: set[int] = set()
         self.max_id = -1
         self.ordered: list[FrozenTrial] = []
+        self.read_at = -1e9
+
+    #: Reads within this many seconds of the last one reuse it: one proposal asks for the
+    #: study's trials several times within milliseconds. This process's own writes update
+    #: the cache directly (:meth:`put`), so only other processes' trials can be this late.
+    MIN_INTERVAL = 0.2
+
+    def put(self, trial: FrozenTrial) -> None:
+        """A trial this process just wrote (finished): no need to read it back."""
+        known = trial._trial_id in self.by_id
+        self.by_id[trial._trial_id] = trial  # max_id stays: older trials may be unread yet
+        if trial.state.is_finished():
+            self.unfinished.discard(trial._trial_id)
+        if known:
+            self.ordered = [trial if t._trial_id == trial._trial_id else t for t in self.ordered]
+        else:
+            self.ordered = sorted(self.by_id.values(), key=lambda t: t.number)
 
     def refresh(self) -> list[FrozenTrial]:
+        import time
+
+        now = time.monotonic()
+        if now - self.read_at < self.MIN_INTERVAL:
+            return self.ordered
+        self.read_at = now
+        return self._refresh()
+
+    def _refresh(self) -> list[FrozenTrial]:
         import sqlalchemy as sa
         from optuna.storages._rdb import models as m
 
@@ -355,7 +402,16 @@ class _StudyCache:
             rows = conn.execute(sa.select(T.c.trial_id, T.c.number, T.c.state, T.c.datetime_start,
                                           T.c.datetime_complete)
                                 .where(T.c.study_id == self.study_id, cond)).all()
-            rows = [r for r in rows if r.trial_id not in self.by_id
+            # Ids are given out at insert but seen at commit: on PostgreSQL a trial may become
+            # visible after a higher id did. A count of the study's trials catches those.
+            total = conn.execute(sa.select(sa.func.count()).select_from(T)
+                                 .where(T.c.study_id == self.study_id)).scalar_one()
+            if total > len(self.by_id.keys() | {r.trial_id for r in rows}):
+                rows += conn.execute(
+                    sa.select(T.c.trial_id, T.c.number, T.c.state, T.c.datetime_start,
+                              T.c.datetime_complete)
+                    .where(T.c.study_id == self.study_id, T.c.trial_id <= self.max_id)).all()
+            rows = [r for r in {r.trial_id: r for r in rows}.values() if r.trial_id not in self.by_id
                     or not self.by_id[r.trial_id].state.is_finished()]
             if rows:
                 self._load(conn, rows)
