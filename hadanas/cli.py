@@ -90,6 +90,38 @@ def _build() -> argparse.ArgumentParser:
                    "(with --space nb201)")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
 
+    ab = sub.add_parser("ablate", help="run the operator-family ablation (same budget per space)",
+                        description="Run the same search budget on the complete space, the "
+                        "conventional baseline and each no-<family> space, over several seeds, "
+                        "each into its own study 'ablate-<dataset>-<space>-s<seed>' of one store; "
+                        "print each space's hypervolume and the operator families on the complete "
+                        "space's fronts, and write the overlaid fronts to OUT/ablation.html. "
+                        "Rerunning skips the studies already complete.")
+    ab.add_argument("--config", help="YAML file of search keys (the flags below override it)")
+    ab.add_argument("--dataset", help="dataset (default digits; mfeat uses the fusion spaces)")
+    ab.add_argument("--spaces", help="comma-separated spaces (default: full or fusion, its "
+                    "conventional baseline and every no-<family> variant)")
+    ab.add_argument("--seeds", type=int, default=3, help="search seeds per space (default 3)")
+    ab.add_argument("--seed", type=int, help="first search seed (default 0)")
+    ab.add_argument("--trials", type=int, help="completed trials per study (default 32)")
+    ab.add_argument("--epochs", type=int, help="training epochs per trial (default 3)")
+    ab.add_argument("--objectives", help="accuracy and one or more costs (default accuracy,flops)")
+    ab.add_argument("--sampler", help="nsga2 | tpe | random (default nsga2)")
+    ab.add_argument("--storage", default=None, help="study store URL (default sqlite:///hadanas.db)")
+    ab.add_argument("--out", help="directory for ablation.html and ablation.json (default hadanas-out)")
+    ab.add_argument("--artifacts", help="directory for trial weights (default beside the SQLite file)")
+    ab.add_argument("--max-concurrent", type=int, help="trials running at once (default 2)")
+    ab.add_argument("--cpus-per-trial", type=_float, help="CPUs per trial (default 1)")
+    ab.add_argument("--gpus-per-trial", type=_float, help="GPUs per trial (default 0)")
+    ab.add_argument("--ray-address", help="attach to a Ray cluster: auto or HOST:PORT (default: local)")
+    ab.add_argument("--subset", type=int, help="use N samples of the dataset")
+    ab.add_argument("--batch-size", type=int, help="training batch size (default 128)")
+    ab.add_argument("--lr", type=_float, help="learning rate (default 0.01)")
+    ab.add_argument("--population", type=int, help="NSGA-II population size (default trials/4, 8..50)")
+    ab.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ab.add_argument("--verbose", action="store_true", help="a progress line per trial")
+    ab.add_argument("--quiet", action="store_true", help="no progress lines")
+
     o = sub.add_parser("ops", help="list the registered operators")
     o.add_argument("--json", action="store_true", help="machine-readable output")
     o.add_argument("--channels", type=int, default=16, help="reference channels (default 16)")
@@ -222,6 +254,48 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    import logging
+
+    from hadanas._logging import enable_cli_logging
+    from hadanas.config import SearchConfig, load_yaml_config
+
+    if not 1 <= args.seeds <= 100:
+        raise ConfigError(f"--seeds must be in 1..100, but got {args.seeds}.")
+    spaces = None
+    if args.spaces is not None:
+        spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
+        if not spaces:
+            raise ConfigError("--spaces must name at least one space (see 'hadanas spaces').")
+    config = load_yaml_config(args.config) if args.config else SearchConfig()
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("command", "config", "quiet", "verbose", "json", "seeds", "spaces")
+             and v is not None}
+    config = SearchConfig.from_mapping(flags, config, source="command line")
+    if config.study is not None or config.resume:
+        raise ConfigError("an ablation names its own studies (ablate-<dataset>-<space>-s<seed>); "
+                          "drop 'study' and 'resume' (rerunning resumes by itself).")
+    _check_writable_folder(Path(config.out), "--out")
+    if config.artifacts is not None:
+        _check_writable_folder(Path(config.artifacts), "--artifacts")
+    import optuna
+
+    from hadanas.search._ablate import format_ablation, run_ablation
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    enable_cli_logging(logging.INFO if args.verbose else logging.WARNING)
+    say = None if args.quiet or args.json else (lambda m: print(m, flush=True))
+    seeds = list(range(config.seed, config.seed + args.seeds))
+    res = run_ablation(config, seeds, spaces, out=config.out, progress=say)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+        return 0
+    print("\n" + format_ablation(res))
+    print(f"\nwall time {res.wall_time_s:.1f} s | overlaid fronts {res.report} | "
+          f"summary {Path(config.out) / 'ablation.json'}")
+    return 0
+
+
 def _cmd_ops(args: argparse.Namespace) -> int:
     import torch
 
@@ -329,7 +403,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return export_cli.run(args, _open)
 
 
-_COMMANDS = {"search": _cmd_search, "ops": _cmd_ops, "spaces": _cmd_spaces,
+_COMMANDS = {"search": _cmd_search, "ablate": _cmd_ablate, "ops": _cmd_ops, "spaces": _cmd_spaces,
              "pareto": _cmd_pareto, "dashboard": _cmd_dashboard, "export": _cmd_export}
 
 

@@ -338,9 +338,8 @@ register_space(
         description="the NAS-Bench-201 cell (5 ops on 6 edges), 3 stages x 5 cells",
     ),
 )
-register_space(
-    "fusion",
-    lambda: replace(
+def _fusion() -> SearchSpace:
+    return replace(
         _full(),
         name="fusion",
         inputs=("image", "vector"),
@@ -348,5 +347,19 @@ register_space(
         fusion_points=("stem", "head"),
         description="'full' for two-input data: an image and a vector, fused after the stem "
         "or with the pooled features before the classifier",
-    ),
+    )
+
+
+register_space("fusion", _fusion)
+# Ablations of the two-input space (the input fusion falls back to sum/concat without the
+# fusion family).
+register_space(
+    "fusion-conventional",
+    lambda: replace(_fusion().without_families(HADAMARD_FAMILIES, "fusion-conventional"),
+                    description="'fusion' without any Hadamard family (ablation baseline)"),
 )
+for _fam in HADAMARD_FAMILIES:
+    register_space(
+        f"fusion-no-{_fam.replace('_', '-')}",
+        (lambda f: lambda: _fusion().without_families((f,), f"fusion-no-{f.replace('_', '-')}"))(_fam),
+    )
