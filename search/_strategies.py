@@ -49,6 +49,8 @@ _PROPOSAL_KEY = "hadanas:proposal"
 _SEGMENT_KEY = "hadanas:segment"
 _MAX_RANDOM_DRAWS = 2000
 _MAX_ENUMERATED = 200_000
+_RECENT_ROWS = 2000  # the surrogate looks at the latest evaluated trials,
+_MAX_ROWS = 500  # and learns from those nearest the expanded one
 
 
 def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -74,10 +76,18 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
         self.constraints_func = constraints_func
         self._seed = int(np.random.SeedSequence(seed).entropy % (2**63)) if seed is None else int(seed)
         self._random = optuna.samplers.RandomSampler(seed=self._seed)
+        # Caches of what finished trials (which never change) contribute; never state.
+        self._space_memo: tuple[Any, set[int], dict[str, Any], set[str]] | None = None
+        self._trial_memo: tuple[Any, dict[int, Any]] | None = None
 
     def reseed_rng(self) -> None:
         self._seed = int(np.random.SeedSequence().entropy % (2**63))
         self._random.reseed_rng()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_space_memo"] = state["_trial_memo"] = None
+        return state
 
     def _rng(self, number: int) -> np.random.Generator:
         return np.random.default_rng([self._seed, number])
@@ -85,19 +95,36 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
     # --- Optuna interface ------------------------------------------------------------
     def infer_relative_search_space(self, study: optuna.Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        """Every categorical parameter any trial used, with one unchanging set of choices."""
-        space: dict[str, BaseDistribution] = {}
-        conflict: set[str] = set()
-        for t in study.get_trials(deepcopy=False):
+        """Every categorical parameter the trials used, with one unchanging set of choices."""
+        tag = (id(study._storage), study._study_id)
+        if self._space_memo is None or self._space_memo[0] != tag:
+            self._space_memo = (tag, set(), {}, set())
+        _, done, space, conflict = self._space_memo
+
+        def add(t: FrozenTrial, space: dict[str, Any], conflict: set[str]) -> None:
             for name, dist in t.distributions.items():
                 if not isinstance(dist, CategoricalDistribution) or name in conflict:
                     continue
-                if name in space and space[name] != dist:
+                known = space.get(name)
+                if known is None:
+                    space[name] = dist
+                elif known is not dist and not (known.choices == dist.choices and tuple(
+                        map(type, known.choices)) == tuple(map(type, dist.choices))):
                     conflict.add(name)
                     del space[name]
-                elif name not in space:
-                    space[name] = dist
-        return dict(sorted(space.items()))
+
+        unfinished = []
+        for t in study.get_trials(deepcopy=False):
+            if t.state.is_finished():
+                if t._trial_id not in done:  # a finished trial never changes: read it once
+                    done.add(t._trial_id)
+                    add(t, space, conflict)
+            else:
+                unfinished.append(t)
+        result, extra = dict(space), set(conflict)
+        for t in unfinished:
+            add(t, result, extra)
+        return dict(sorted(result.items()))
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -132,8 +159,20 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
         seen: set[tuple[tuple[str, Any], ...]] = set()
         evaluated: list[tuple[dict[str, Any], tuple[float, ...], int, int]] = []  # params, score, segment, number
         proposed: list[tuple[int, int]] = []  # (segment, number) of every other trial
+        tag = (id(study._storage), study._study_id, tuple(names))
+        if self._trial_memo is None or self._trial_memo[0] != tag:
+            self._trial_memo = (tag, {})
+        memo = self._trial_memo[1]
         for t in trials:
             if t.number == trial.number:
+                continue
+            hit = memo.get(t._trial_id)
+            if hit is not None:
+                key, params, score, seg = hit
+                seen.add(key)
+                proposed.append((seg, t.number))
+                if score is not None:
+                    evaluated.append((params, score, seg, t.number))
                 continue
             seg = t.system_attrs.get(_SEGMENT_KEY, 0)
             seg = seg if isinstance(seg, int) else 0
@@ -148,11 +187,14 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
                 continue
             if not params:
                 continue
-            seen.add(_key(params))
+            key = _key(params)
+            seen.add(key)
             proposed.append((seg, t.number))
             score = self._score(study, t)
             if score is not None:
                 evaluated.append((params, score, seg, t.number))
+            if t.state.is_finished():
+                memo[t._trial_id] = (key, params, score, seg)
 
         segment = max((s for s, _ in proposed), default=0)
         if len(evaluated) < self.n_startup_trials:
@@ -233,7 +275,7 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
             if len(dist.choices) > 1:  # type: ignore[attr-defined]
                 for c in dist.choices:  # type: ignore[attr-defined]
                     index[(name, c)] = len(index)
-        rows = [(p, s[0]) for p, s in evaluated if math.isfinite(s[0])]
+        rows = [(p, s[0]) for p, s in evaluated[-_RECENT_ROWS:] if math.isfinite(s[0])]
         if not index or len(rows) < 2:
             return None
 
@@ -242,13 +284,17 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
             x[[j for j in (index.get(k) for k in params.items()) if j is not None]] = 1.0
             return x
 
-        X = np.array([features(p) for p, _ in rows])
-        y = np.array([s for _, s in rows])
         if center is not None and self.locality:
             dist = np.array([sum(p.get(k) != v for k, v in center.items()) for p, _ in rows])
+            if len(rows) > _MAX_ROWS:
+                keep = np.sort(np.argsort(dist, kind="stable")[:_MAX_ROWS])
+                rows, dist = [rows[i] for i in keep], dist[keep]
             sw = np.sqrt(np.exp(-dist / self.locality))
         else:
+            rows = rows[-_MAX_ROWS:]
             sw = np.ones(len(rows))
+        X = np.array([features(p) for p, _ in rows])
+        y = np.array([s for _, s in rows])
         mu = np.average(y, weights=sw**2)
         scale = y.std() or 1.0
         yc = (y - mu) / scale * sw

@@ -126,15 +126,15 @@ def test_run_search_resume_on_nb201(tmp_path: Path) -> None:
                             storage=f"sqlite:///{tmp_path / 'r.db'}", study=name, seed=2, resume=resume,
                             out=str(tmp_path))
 
-    run_search(cfg("whole", 24))
-    run_search(cfg("split", 12))
-    run_search(cfg("split", 24, resume=True))
+    run_search(cfg("whole", 16))
+    run_search(cfg("split", 8))
+    run_search(cfg("split", 16, resume=True))
     from hadanas.search import load_study, open_storage
 
     storage = open_storage(f"sqlite:///{tmp_path / 'r.db'}")
     arch = {name: [t.user_attrs["arch_str"] for t in load_study(storage, name).trials] for name in ("whole", "split")}
     assert arch["whole"] == arch["split"]
-    assert len(set(arch["whole"])) == 24
+    assert len(set(arch["whole"])) == 16
     statuses = {t.user_attrs["status"] for t in load_study(storage, "whole").trials}
     assert statuses == {"trained"}  # no duplicate trial
 
