@@ -140,7 +140,11 @@ def _check_study(storage: str, study_name: str, reports: list[dict[str, Any]], t
     assert sorted(numbers) == list(range(len(trials))), (
         f"trial numbers are not contiguous: missing {sorted(set(range(max(numbers) + 1)) - set(numbers))[:20]}")
     # 0 errors: every trial asked was told COMPLETE.
-    assert states == Counter({"COMPLETE": len(trials)}), f"trial states {dict(states)}"
+    failed = [(t.number, t.user_attrs.get("reliability_writer"), t.user_attrs.get("fail_reason"))
+              for t in trials if t.state.name != "COMPLETE"]
+    assert states == Counter({"COMPLETE": len(trials)}), (
+        f"trial states {dict(states)}; not complete (number, writer, fail_reason): {failed[:10]}; "
+        f"writers' stats: {[(r['tag'], r['stats']) for r in reports]}")
 
     # The counts the searches report add up to what the store holds, writer by writer.
     told = {r["tag"]: sum(r["stats"][k] for k in ("trained", "stopped_early", "duplicates", "infeasible"))

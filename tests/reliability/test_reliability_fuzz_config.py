@@ -245,8 +245,8 @@ def test_search_command_lines(stop_before_the_study: None, case: tuple[list[str]
         before = sorted(os.listdir(tmp))
         err = io.StringIO()
         handlers = [h for h in logging.getLogger("hadanas").handlers if getattr(h, "_hadanas_cli", False)]
-        for h in handlers:
-            h.setStream(err)  # type: ignore[attr-defined]
+        for h in handlers:  # not setStream: it flushes the old stream, maybe an earlier test's, closed
+            h.stream = err  # type: ignore[attr-defined]
         code: Any = None
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
