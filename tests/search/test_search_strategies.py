@@ -99,44 +99,55 @@ def test_parallel_asks_get_distinct_configurations() -> None:
         study.tell(t, 0.0)
 
 
-def test_resume_rebuilds_the_state_from_the_store(tmp_path: Path) -> None:
-    """12 + 12 trials with two sampler objects = 24 trials in one go."""
-    url = f"sqlite:///{tmp_path / 's.db'}"
+def test_resume_rebuilds_the_state_from_the_store() -> None:
+    """12 + 12 trials with two sampler objects = 24 trials with one: only the store carries state."""
+    storage = optuna.storages.InMemoryStorage()
 
     def run(name: str, n: int) -> list[tuple]:
-        study = optuna.create_study(storage=url, study_name=name, direction="maximize",
-                                    load_if_exists=True, sampler=LocalSearchSampler(seed=7, n_startup_trials=4,
-                                                                                    patience=4))
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                    load_if_exists=True,
+                                    sampler=LocalSearchSampler(seed=7, n_startup_trials=4, patience=4))
         study.optimize(_objective, n_trials=n)
         return [_config_key(t) for t in study.trials]
 
     whole = run("whole", 24)
     run("split", 12)
-    split = run("split", 12)  # a fresh sampler: only the stored trials carry the state
+    split = run("split", 12)  # a fresh sampler object
     assert split == whole
     assert len(set(whole)) == 24
+    segments = [t.system_attrs.get("hadanas:segment", 0) for t in optuna.load_study(
+        study_name="split", storage=storage).trials]
+    assert max(segments) >= 1  # the run restarted at least once, across the split
 
 
 def test_run_search_resume_on_nb201(tmp_path: Path) -> None:
-    """The default single-objective search, interrupted and resumed, equals one run."""
-    table = _table()
-
-    def cfg(name: str, trials: int, resume: bool = False) -> SearchConfig:
-        return SearchConfig(space="nb201", benchmark_file=table, objectives=("accuracy",), trials=trials,
-                            storage=f"sqlite:///{tmp_path / 'r.db'}", study=name, seed=2, resume=resume,
-                            out=str(tmp_path))
-
-    run_search(cfg("whole", 16))
-    run_search(cfg("split", 8))
-    run_search(cfg("split", 16, resume=True))
+    """The default single-objective search, interrupted and resumed, proposes what one
+    uninterrupted run of the same sampler proposes."""
     from hadanas.search import load_study, open_storage
+    from hadanas.search._nb201 import NB201Table
 
-    storage = open_storage(f"sqlite:///{tmp_path / 'r.db'}")
-    arch = {name: [t.user_attrs["arch_str"] for t in load_study(storage, name).trials] for name in ("whole", "split")}
-    assert arch["whole"] == arch["split"]
-    assert len(set(arch["whole"])) == 16
-    statuses = {t.user_attrs["status"] for t in load_study(storage, "whole").trials}
-    assert statuses == {"trained"}  # no duplicate trial
+    table = _table()
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+
+    def cfg(trials: int, resume: bool = False) -> SearchConfig:
+        return SearchConfig(space="nb201", benchmark_file=table, objectives=("accuracy",), trials=trials,
+                            storage=url, study="split", seed=2, resume=resume, out=str(tmp_path))
+
+    run_search(cfg(5))
+    run_search(cfg(10, resume=True))
+    trials = load_study(open_storage(url), "split").trials
+    assert {t.user_attrs["status"] for t in trials} == {"trained"}  # no duplicate trial
+    split = [t.user_attrs["arch_str"] for t in trials]
+
+    space, rows = get_space("nb201"), NB201Table.load(table)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg(10)))
+    whole = []
+    for _ in range(10):
+        trial = study.ask()
+        whole.append(space.to_nb201(space.suggest(trial)))
+        study.tell(trial, rows.rows[whole[-1]].valid_200)
+    assert split == whole
+    assert len(set(whole)) == 10
 
 
 def test_beats_random_on_nb201() -> None:
