@@ -14,7 +14,7 @@ from hadanas.exceptions import ConfigError
 
 def test_defaults_are_the_documented_main_job() -> None:
     c = SearchConfig()
-    assert (c.space, c.dataset, c.objectives, c.sampler) == ("full", "digits", ("accuracy", "flops"), "nsga2")
+    assert (c.space, c.dataset, c.objectives, c.sampler) == ("full", "digits", ("accuracy", "flops"), "auto")
     assert c.directions == ["maximize", "minimize"]
     assert c.storage == "sqlite:///hadanas.db"
 
