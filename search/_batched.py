@@ -257,18 +257,33 @@ class BatchedStorage(BaseStorage):
         if (self._fast and isinstance(states, (tuple, list, set, frozenset))
                 and set(states) == {TrialState.WAITING} and not self._any_waiting(study_id)):
             return []  # study.ask() looks for queued trials before every trial: one cheap query
-        if self._fast:
-            with self._lock:
-                cache = self._caches.get(study_id)
-                if cache is None:
-                    cache = self._caches[study_id] = _StudyCache(self._rdb, study_id)
-                trials = list(cache.refresh())
-            if states is not None:
-                trials = [t for t in trials if t.state in states]
-            if deepcopy:
-                trials = copy.deepcopy(trials)
-        else:
-            trials = self._inner.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        if not self._fast:
+            return self._merge_held(study_id, self._inner.get_all_trials(
+                study_id, deepcopy=deepcopy, states=states), deepcopy, states)
+        with self._lock:
+            cache = self._caches.get(study_id)
+            if cache is None:
+                cache = self._caches[study_id] = _StudyCache(self._rdb, study_id)
+            trials = self._merge_held(study_id, list(cache.refresh()), False, None)
+            if not _numbered_from_zero(trials) and cache.reused:
+                # A read reused within MIN_INTERVAL misses other processes' newest trials
+                # while this process's own are already in: read again before answering.
+                cache.read_at = -1e9
+                trials = self._merge_held(study_id, list(cache.refresh()), False, None)
+            if not _numbered_from_zero(trials):
+                # Still a gap after a real read: a trial another process created is not
+                # committed yet (PostgreSQL shows commits, not ids, in order). Optuna's
+                # samplers index the list by trial number, so answer the gap-free prefix;
+                # the rest is seen on a later read.
+                trials = trials[:next(i for i, t in enumerate(trials) if t.number != i)]
+        if states is not None:
+            trials = [t for t in trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def _merge_held(self, study_id: int, trials: list[FrozenTrial], deepcopy: bool,
+                    states: Container[TrialState] | None) -> list[FrozenTrial]:
+        """``trials`` with this process's held trials in their buffered form (and those
+        created since the read), ordered by number."""
         with self._lock:
             if not self._held:
                 return trials
@@ -361,6 +376,7 @@ class _StudyCache:
         self.max_id = -1
         self.ordered: list[FrozenTrial] = []
         self.read_at = -1e9
+        self.reused = False  # whether the last refresh() answered from the last read
 
     #: Reads within this many seconds of the last one reuse it: one proposal asks for the
     #: study's trials several times within milliseconds. This process's own writes update
@@ -382,7 +398,8 @@ class _StudyCache:
         import time
 
         now = time.monotonic()
-        if now - self.read_at < self.MIN_INTERVAL:
+        self.reused = now - self.read_at < self.MIN_INTERVAL
+        if self.reused:
             return self.ordered
         self.read_at = now
         return self._refresh()
@@ -491,6 +508,11 @@ class _StudyCache:
                 self.unfinished.add(r.trial_id)
         if added or rows:
             self.ordered = sorted(self.by_id.values(), key=lambda t: t.number)
+
+
+def _numbered_from_zero(trials: list[FrozenTrial]) -> bool:
+    """Whether ``trials`` (sorted by number, numbers unique) are numbers 0..len-1."""
+    return not trials or (trials[0].number == 0 and trials[-1].number == len(trials) - 1)
 
 
 def _has_private_writers(rdb: Any) -> bool:

@@ -207,7 +207,7 @@ def test_16_processes_write_one_postgresql_study(fresh_pg: str, tmp_path: Path) 
 @pytest.mark.slow
 def test_4_processes_write_one_sqlite_study(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    target = 24
+    target = 60  # enough work that one writer cannot finish it before the others start
     reports, wall = _run_writers(url, "conc-sqlite", 4, target, tmp_path)
     facts = _check_study(url, "conc-sqlite", reports, target)
     assert facts["writers"] == 4 and len(facts["per_writer"]) >= 2, facts
