@@ -7,11 +7,11 @@ hadanas sends every look-up to its Ray worker actors (``executor="ray"``), so th
 path is measured: ask, suggest, static costs, store writes, Ray dispatch, tell. Ray Tune
 runs OptunaSearch with the storage and ``reuse_actors=True``. Both use Optuna's random
 sampler (the NSGA-II sampler cannot be pickled into Tune's searcher checkpoints). A warm-up round of each
-runs first. Each side then runs N and 2N trials; the per-trial overhead is the slope,
-(T(2N) - T(N)) / N, so once-per-run costs (starting worker actors, opening the store) are
+runs first. Each side then runs N and 4N trials, three times each, interleaved; the per-trial
+overhead is the slope of the medians, (T(4N) - T(N)) / 3N, so once-per-run costs (starting worker actors, opening the store) are
 charged to neither side's trials.
 
-    python bench/overhead.py [--trials 60] [--concurrency 2] [--table ../shared/nas/nb201.csv]
+    python bench/overhead.py [--trials 60] [--repeats 3] [--concurrency 2] [--table ../shared/nas/nb201.csv]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -77,6 +78,7 @@ def run_tune(n: int, conc: int, table: str, workdir: Path, tag: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--table", default=str(Path(__file__).resolve().parents[2] / "shared/nas/nb201.csv"))
     args = ap.parse_args()
@@ -88,24 +90,37 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    n1, n2 = args.trials, 2 * args.trials
-    res: dict[str, dict[int, float]] = {"hadanas": {}, "tune": {}}
+    n1, n2 = args.trials, 4 * args.trials
+    runs: dict[str, dict[int, list[float]]] = {"hadanas": {n1: [], n2: []}, "tune": {n1: [], n2: []}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         run_hadanas(4, args.concurrency, args.table, work, "warm-h")
         run_tune(4, args.concurrency, args.table, work, "warm-t")
-        for n in (n1, n2):  # interleaved, so a slow phase of the machine hits both
-            res["hadanas"][n] = run_hadanas(n, args.concurrency, args.table, work, f"hadanas-{n}")
-            res["tune"][n] = run_tune(n, args.concurrency, args.table, work, f"tune-{n}")
+        # Interleaved (both sides, both sizes, each repeat), so a slow phase of the machine
+        # hits both sides alike; the median of the repeats is kept.
+        for r in range(args.repeats):
+            for n in (n1, n2):
+                runs["hadanas"][n].append(run_hadanas(n, args.concurrency, args.table, work, f"h-{n}-{r}"))
+                runs["tune"][n].append(run_tune(n, args.concurrency, args.table, work, f"t-{n}-{r}"))
     ray.shutdown()
-    # Per-trial overhead: the slope between N and 2N trials, so what each side pays once per
-    # run (starting actors, opening the store) is not charged to its trials.
+    res = {k: {n: float(statistics.median(ts)) for n, ts in v.items()} for k, v in runs.items()}
+    # Per-trial overhead: the slope between N and 4N trials, so what each side pays once per
+    # run (starting actors, opening the store, Tune's experiment set-up) is not charged to
+    # its trials. The whole run divided by its trials is printed beside it.
     per = {k: (v[n2] - v[n1]) / (n2 - n1) for k, v in res.items()}
-    print(f"trials: {n1} and {n2}, concurrency: {args.concurrency}, store: SQLite, objectives: 2")
+    whole = {k: v[n2] / n2 for k, v in res.items()}
+    print(f"trials: {n1} and {n2} (median of {args.repeats} runs each), concurrency: "
+          f"{args.concurrency}, store: SQLite, objectives: 2")
     for k, label in (("hadanas", "hadanas              "), ("tune", "Ray Tune+OptunaSearch")):
-        print(f"{label}: {res[k][n1]:6.2f} s for {n1}, {res[k][n2]:6.2f} s for {n2} -> "
-              f"{1e3 * per[k]:6.1f} ms per trial (whole run / {n2}: {1e3 * res[k][n2] / n2:6.1f} ms)")
-    print(f"ratio hadanas / Ray Tune per-trial overhead: {per['hadanas'] / per['tune']:.3f} (target <= 0.100)")
+        spread = " ".join(f"{t:.2f}" for t in runs[k][n2])
+        print(f"{label}: {res[k][n1]:6.2f} s for {n1}, {res[k][n2]:6.2f} s for {n2} ({spread}) -> "
+              f"{1e3 * per[k]:6.1f} ms per added trial; whole run / {n2}: {1e3 * whole[k]:6.1f} ms")
+    if per["tune"] > 0:
+        print(f"ratio hadanas / Ray Tune, per added trial: {per['hadanas'] / per['tune']:.3f} (target <= 0.100)")
+    else:
+        print("ratio per added trial: undefined (Ray Tune's runs did not grow with their trials)")
+    print(f"ratio hadanas / Ray Tune, whole run / trials: {whole['hadanas'] / whole['tune']:.3f}")
+
 
 if __name__ == "__main__":
     main()
