@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,8 @@ def test_trials_run_on_both_nodes_of_a_ray_cluster(two_node_cluster: dict, tmp_p
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) == 4
     nodes = {t.user_attrs["node_id"] for t in complete}
+    per_node = Counter(t.user_attrs["node_id"][:8] for t in complete)
+    print(f"\ntwo-node cluster: {len(complete)} trials, per node {dict(per_node)}")  # shown with -s
     # One CPU per node and two trials at once: both nodes must have run trials.
     assert len(nodes) == 2, nodes
 

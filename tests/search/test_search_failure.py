@@ -67,6 +67,8 @@ def test_killed_worker_fails_the_trial_and_retries_it(tmp_path: Path) -> None:
     assert retry[0].user_attrs["worker_pid"] != victim.user_attrs["worker_pid"]
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
     assert not any(t.state == TrialState.RUNNING for t in trials)
+    print(f"\nkilled worker: trial {dead.number} FAIL ({dead.user_attrs['fail_reason'][:60]}), retried as "
+          f"{retry[0].number}; {len(trials)} trials, 3 complete")  # shown with -s
 
 
 @pytest.mark.slow
@@ -112,3 +114,6 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path: Path
     trained = [t.user_attrs["fingerprint"] for t in complete if t.user_attrs["status"] == "trained"]
     assert len(trained) == len(set(trained)), "a completed architecture was trained again"
     assert not any(t.state == TrialState.RUNNING for t in after)
+    print(f"\nkilled driver: {len(done_before)} complete and {len(stale)} RUNNING at the kill; after --resume "
+          f"{len(complete)} complete, {len(done_before)} kept unchanged, {len(stale)} reconciled, "
+          f"{len(after)} trials in all")  # shown with -s
