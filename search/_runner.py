@@ -67,7 +67,8 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
         from hadanas.search._strategies import LocalSearchSampler
 
         return LocalSearchSampler(seed=config.seed, constraints_func=cf,
-                                  n_startup_trials=min(10, max(2, config.trials // 10)))
+                                  n_startup_trials=min(10, max(2, config.trials // 10)),
+                                  resolve=get_space(config.space).resolve)
     if name == "nsga2":
         pop = config.population or max(8, min(50, config.trials // 4))
         return optuna.samplers.NSGAIISampler(population_size=pop, seed=config.seed, constraints_func=cf)

@@ -21,7 +21,13 @@ front first, its members in random order), the neighbour is drawn at random and 
 no restarts (Pareto local search).
 
 It never proposes a configuration that was already evaluated, is being evaluated, or was
-proposed to a trial that has not reported yet, while unseen ones remain. It keeps no
+proposed to a trial that has not reported yet, while unseen ones remain. In a conditional
+space (an op's knobs are asked only when the op is chosen) give ``resolve``: it maps a
+parameter dict to the parameters the objective would actually ask (drawing the ones that
+are missing) and a key of the configuration they make (hadanas passes
+``SearchSpace.resolve``, whose key is the architecture's fingerprint); configurations are
+then compared by that key, so a neighbour that differs only in an unused knob, or that
+makes the same architecture, counts as seen. It keeps no
 state of its own between calls: every proposal is rebuilt from the trials in the study
 (their parameters, values, and the proposal and segment it wrote to each trial's system
 attributes), so a resumed study or several processes asking at once behave as one. Its
@@ -57,13 +63,19 @@ def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(params.items()))
 
 
+#: ``resolve(params, draw) -> (the parameters that are used, a hashable key of the configuration)``;
+#: ``draw(name, choices)`` picks a value for a parameter ``params`` lacks.
+Resolver = Callable[[dict[str, Any], "Callable[[str, list[Any]], Any] | None"], tuple[dict[str, Any], Any]]
+
+
 class LocalSearchSampler(optuna.samplers.BaseSampler):
     """Best-first local search over one-choice mutations, surrogate-ordered; see the module."""
 
     def __init__(self, *, n_startup_trials: int = 10, explore: float = 0.0, ridge: float = 1.0,
                  patience: int | None = 20, locality: float | None = 1.0,
                  seed: int | None = None,
-                 constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None) -> None:
+                 constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+                 resolve: Resolver | None = None) -> None:
         if n_startup_trials < 1:
             raise ValueError(f"n_startup_trials must be >= 1, but got {n_startup_trials}.")
         if not 0.0 <= explore <= 1.0:
@@ -74,6 +86,7 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
         self.patience = patience
         self.locality = locality
         self.constraints_func = constraints_func
+        self.resolve = resolve
         self._seed = int(np.random.SeedSequence(seed).entropy % (2**63)) if seed is None else int(seed)
         self._random = optuna.samplers.RandomSampler(seed=self._seed)
         # Caches of what finished trials (which never change) contribute; never state.
@@ -91,6 +104,18 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
 
     def _rng(self, number: int) -> np.random.Generator:
         return np.random.default_rng([self._seed, number])
+
+    def _resolve(self, params: dict[str, Any],
+                 rng: np.random.Generator | None = None) -> tuple[dict[str, Any], Any]:
+        """The used parameters of ``params`` and the key that identifies the configuration."""
+        if self.resolve is None:
+            return params, _key(params)
+        draw = None if rng is None else (lambda name, choices: choices[int(rng.integers(len(choices)))])
+        try:
+            used, key = self.resolve(dict(params), draw)
+        except Exception:  # a configuration the resolver cannot read: compare it as given
+            return params, _key(params)
+        return used, ("resolved", key)
 
     # --- Optuna interface ------------------------------------------------------------
     def infer_relative_search_space(self, study: optuna.Study,
@@ -132,6 +157,9 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
             return {}
         trials = study.get_trials(deepcopy=False)
         proposal, segment = self._propose(study, trial, trials, search_space)
+        # Optuna takes relative parameters of the relative search space only; a knob no trial
+        # has asked yet is drawn independently when the objective asks it.
+        proposal = {k: v for k, v in proposal.items() if k in search_space}
         study._storage.set_trial_system_attr(trial._trial_id, _SEGMENT_KEY, segment)
         study._storage.set_trial_system_attr(trial._trial_id, _PROPOSAL_KEY, proposal)
         return proposal
@@ -179,15 +207,17 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
             params = {k: v for k, v in t.params.items() if k in space}
             if t.state in (TrialState.RUNNING, TrialState.WAITING):
                 pending = t.system_attrs.get(_PROPOSAL_KEY) or t.system_attrs.get("fixed_params")
+                whole = dict(t.params)
                 if isinstance(pending, dict):
                     params = {**{k: v for k, v in pending.items() if k in space}, **params}
+                    whole = {**pending, **whole}
                 if params:
-                    seen.add(_key(params))
+                    seen.add(self._resolve(whole if self.resolve else params)[1])
                     proposed.append((seg, t.number))
                 continue
             if not params:
                 continue
-            key = _key(params)
+            key = self._resolve(dict(t.params) if self.resolve else params)[1]
             seen.add(key)
             proposed.append((seg, t.number))
             score = self._score(study, t)
@@ -219,14 +249,19 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
         for _ in range(_MAX_RANDOM_DRAWS):
             params = {n: space[n].choices[rng.integers(len(space[n].choices))]  # type: ignore[attr-defined]
                       for n in names}
-            if _key(params) not in seen:
-                return params
+            used, key = self._resolve(params, rng)
+            if key not in seen:
+                return used
         # Nearly every configuration was seen: in a small space, list the unseen ones.
         if math.prod(len(space[n].choices) for n in names) <= _MAX_ENUMERATED:  # type: ignore[attr-defined]
-            unseen = [combo for combo in itertools.product(*(space[n].choices for n in names))  # type: ignore[attr-defined]
-                      if _key(dict(zip(names, combo))) not in seen]
+            unseen: dict[Any, dict[str, Any]] = {}
+            for combo in itertools.product(*(space[n].choices for n in names)):  # type: ignore[attr-defined]
+                used, key = self._resolve(dict(zip(names, combo)))
+                if key not in seen:
+                    unseen.setdefault(key, used)
             if unseen:
-                return dict(zip(names, unseen[int(rng.integers(len(unseen)))]))
+                options = list(unseen.values())
+                return options[int(rng.integers(len(options)))]
         return params
 
     def _neighbour(self, evaluated: list[tuple[dict[str, Any], tuple[float, ...]]], seen: set[Any],
@@ -247,14 +282,16 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
             if not math.isfinite(scores[i][0]):
                 break  # infeasible incumbents come last: try random configurations instead
             cands = []
+            keys: set[Any] = set()
             for name, dist in space.items():
                 if name not in parent:
                     continue
                 for c in dist.choices:  # type: ignore[attr-defined]
                     if c == parent[name] and type(c) is type(parent[name]):
                         continue
-                    nb = {**parent, name: c}
-                    if _key(nb) not in seen:
+                    nb, key = self._resolve({**parent, name: c}, rng)
+                    if key not in seen and key not in keys:
+                        keys.add(key)
                         cands.append(nb)
             if not cands:
                 continue

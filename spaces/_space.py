@@ -47,6 +47,27 @@ class RandomChooser:
         return value
 
 
+class _ParamsChooser:
+    """Answers from a dict of parameters, drawing the ones it lacks (or whose value is not a
+    choice); records what was asked."""
+
+    def __init__(self, params: dict[str, Any], draw: Callable[[str, list[Any]], Any] | None) -> None:
+        self.given = params
+        self.draw = draw
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        choices = list(choices)
+        value = self.given.get(name, _MISSING)
+        if value is _MISSING or not any(value == c and type(value) is type(c) for c in choices):
+            value = self.draw(name, choices) if self.draw is not None else choices[0]
+        self.params[name] = value
+        return value
+
+
+_MISSING = object()
+
+
 #: NAS-Bench-201 op names -> registry op names.
 NB201_OPS: dict[str, str] = {
     "none": "zero",
@@ -146,6 +167,20 @@ class SearchSpace:
 
     def sample(self, seed: int | None = None) -> ArchSpec:
         return self.suggest(RandomChooser(seed))
+
+    def resolve(self, params: dict[str, Any],
+                draw: Callable[[str, list[Any]], Any] | None = None) -> tuple[dict[str, Any], str]:
+        """The parameters :meth:`suggest` reads when answered from ``params``, and the
+        fingerprint of the architecture they make.
+
+        Parameters ``suggest`` does not ask (the knobs of an op that is not chosen) are left
+        out; one it asks that ``params`` lacks, or holds a value outside its choices, is
+        drawn by ``draw(name, choices)`` (default: the first choice). Two parameter sets
+        that make the same architecture resolve to the same fingerprint.
+        """
+        chooser = _ParamsChooser(params, draw)
+        spec = self.suggest(chooser)
+        return chooser.params, spec.fingerprint()
 
     # --- membership and size -------------------------------------------------------
     def check(self, spec: ArchSpec) -> str | None:

@@ -211,3 +211,40 @@ def test_config_sampler_names() -> None:
                       optuna.samplers.NSGAIISampler)
     with pytest.raises(ValueError):
         LocalSearchSampler(n_startup_trials=0)
+
+
+def _conditional_objective(space: Any, fingerprints: list[str]) -> Any:
+    import zlib
+
+    def objective(trial: optuna.Trial) -> float:
+        spec = space.suggest(trial)
+        fingerprints.append(spec.fingerprint())
+        return (zlib.crc32(spec.fingerprint().encode()) % 1000) / 1000  # a rugged landscape
+
+    return objective
+
+
+def test_conditional_space_never_repeats_an_architecture() -> None:
+    # The full space is conditional: an op's knobs are asked only when the op is chosen. A
+    # neighbour that changes the op must not carry the old op's knob into its key, or it
+    # looks new while it makes an architecture already trained.
+    space = get_space("full")
+    fps: list[str] = []
+    study = optuna.create_study(sampler=LocalSearchSampler(seed=1, n_startup_trials=5, resolve=space.resolve))
+    study.optimize(_conditional_objective(space, fps), n_trials=150)
+    assert len(set(fps)) == 150, f"{150 - len(set(fps))} repeated architectures"
+    # The runner's sampler gets the space's resolver.
+    sampler = make_sampler(SearchConfig(objectives=("accuracy",), sampler="local"))
+    assert isinstance(sampler, LocalSearchSampler) and sampler.resolve is not None
+
+
+def test_resolve_drops_unused_knobs_and_draws_missing_ones() -> None:
+    space = get_space("full")
+    params, fp = space.resolve({})  # every parameter missing: the first choices
+    assert space.suggest(optuna.trial.FixedTrial(params)).fingerprint() == fp
+    # A knob of an op that is not chosen changes neither the used parameters nor the key.
+    again, fp2 = space.resolve({**params, "node1.edge0.se.reduction": 4})
+    assert (again, fp2) == (params, fp) and "node1.edge0.se.reduction" not in again
+    # A value outside the choices is drawn again, by the given draw.
+    drawn, _ = space.resolve({**params, "width": 12345}, lambda name, choices: choices[-1])
+    assert drawn["width"] == list(space.widths)[-1]
