@@ -33,6 +33,17 @@ from optuna.trial import FrozenTrial, TrialState
 __all__ = ["BatchedStorage"]
 
 
+def _check_json(key: str, value: Any) -> None:
+    """Raise now, as Optuna's storage does, for an attribute value JSON cannot hold (a buffered
+    one would fail only when the trial is written, leaving it RUNNING)."""
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"attribute {key!r}: {exc}") from None
+
+
 class _Held:
     __slots__ = ("trial", "params", "attrs", "sys_attrs", "study_id")
 
@@ -58,7 +69,7 @@ class BatchedStorage(BaseStorage):
         self._caches: dict[int, _StudyCache] = {}
         self._held: dict[int, _Held] = {}
         self._finished: dict[int, FrozenTrial] = {}
-        self._dists: dict[str, BaseDistribution] = {}
+        self._dists: dict[tuple[int, str], BaseDistribution] = {}  # (study id, name): the study's
         self._lock = threading.RLock()
         #: commits made on behalf of held trials (for benchmarks and tests)
         self.commits = 0
@@ -105,9 +116,7 @@ class BatchedStorage(BaseStorage):
         from optuna.storages._rdb.storage import _create_scoped_session
 
         for name, (_, dist) in h.params.items():
-            if name not in self._dists:  # once per name: the study's stored distribution
-                self._dists[name] = self._stored_distribution(h, name) or dist
-            check_distribution_compatibility(self._dists[name], dist)
+            self._check_distribution(h, name, dist)
         with _create_scoped_session(self._rdb.scoped_session) as session:
             if state is not None:
                 upd = sa.update(models.TrialModel.__table__).where(
@@ -139,6 +148,16 @@ class BatchedStorage(BaseStorage):
                 session.execute(sa.insert(models.TrialValueModel.__table__), rows)
         return True
 
+    def _check_distribution(self, h: _Held, name: str, dist: BaseDistribution) -> None:
+        """Raise as Optuna's storage does when ``dist`` differs from the study's distribution
+        of ``name`` (checked when the parameter is set, not when the trial is written)."""
+        from optuna.distributions import check_distribution_compatibility
+
+        key = (h.study_id, name)
+        if key not in self._dists:  # once per name: the study's stored distribution
+            self._dists[key] = self._stored_distribution(h, name) or dist
+        check_distribution_compatibility(self._dists[key], dist)
+
     def _stored_distribution(self, h: _Held, name: str) -> BaseDistribution | None:
         from optuna.distributions import json_to_distribution
         from optuna.storages._rdb import models
@@ -157,9 +176,13 @@ class BatchedStorage(BaseStorage):
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         if template_trial is not None or not self._fast:
             trial_id = self._inner.create_new_trial(study_id, template_trial)
-            if template_trial is None:  # study.ask(): a RUNNING trial this process fills in
-                with self._lock:
+            with self._lock:
+                if template_trial is None:  # study.ask(): a RUNNING trial this process fills in
                     self._hold(trial_id, study_id=study_id)
+                elif study_id in self._caches:
+                    # A queued trial (enqueue_trial): the next read must see it, even within
+                    # MIN_INTERVAL of the last, or the next ask() creates a new trial instead.
+                    self._caches[study_id].read_at = -1e9
             return trial_id
         # Optuna's read cache learns of the trial on its next read of the study
         frozen = self._rdb._create_new_trial(study_id, None)
@@ -174,6 +197,7 @@ class BatchedStorage(BaseStorage):
             if h is None:
                 return self._inner.set_trial_param(trial_id, param_name, param_value_internal,
                                                    distribution)
+            self._check_distribution(h, param_name, distribution)
             h.params[param_name] = (param_value_internal, distribution)
             h.trial.params[param_name] = distribution.to_external_repr(param_value_internal)
             h.trial.distributions[param_name] = distribution
@@ -184,6 +208,7 @@ class BatchedStorage(BaseStorage):
             h = self._held.get(trial_id)
             if h is None:
                 return self._inner.set_trial_user_attr(trial_id, key, value)
+            _check_json(key, value)
             h.attrs[key] = value
             h.trial.user_attrs[key] = copy.deepcopy(value)
         return None
@@ -224,6 +249,7 @@ class BatchedStorage(BaseStorage):
             if h is None or not self._fast:
                 self._inner.set_trial_system_attr(trial_id, key, value)
             else:
+                _check_json(key, value)
                 h.sys_attrs[key] = value
             if h is not None:
                 h.trial.system_attrs[key] = copy.deepcopy(value)
@@ -254,8 +280,8 @@ class BatchedStorage(BaseStorage):
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        if (self._fast and isinstance(states, (tuple, list, set, frozenset))
-                and set(states) == {TrialState.WAITING} and not self._any_waiting(study_id)):
+        waiting_only = isinstance(states, (tuple, list, set, frozenset)) and set(states) == {TrialState.WAITING}
+        if self._fast and waiting_only and not self._any_waiting(study_id):
             return []  # study.ask() looks for queued trials before every trial: one cheap query
         if not self._fast:
             return self._merge_held(study_id, self._inner.get_all_trials(
@@ -264,6 +290,8 @@ class BatchedStorage(BaseStorage):
             cache = self._caches.get(study_id)
             if cache is None:
                 cache = self._caches[study_id] = _StudyCache(self._rdb, study_id)
+            if waiting_only:  # a queued trial exists (another process may have queued it): read it
+                cache.read_at = -1e9
             trials = self._merge_held(study_id, list(cache.refresh()), False, None)
             if not _numbered_from_zero(trials) and cache.reused:
                 # A read reused within MIN_INTERVAL misses other processes' newest trials

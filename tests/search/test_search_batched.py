@@ -104,3 +104,44 @@ def test_reads_within_the_interval_reuse_the_last(tmp_path: Path) -> None:
     assert [t.value for t in mine.trials if t.value == 2.0] == [2.0]
     time.sleep(_StudyCache.MIN_INTERVAL + 0.05)
     assert sorted(t.value for t in mine.trials) == [1.0, 2.0]
+
+
+def test_a_trial_queued_just_before_ask_is_the_one_asked(tmp_path: Path) -> None:
+    # The runner queues the retry of a trial whose worker died and asks at once, well within
+    # the interval in which a read of the study is reused.
+    storage = BatchedStorage(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'q.db'}"))
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    t = study.ask()
+    t.suggest_categorical("a", list(range(8)))
+    study.tell(t, state=TrialState.FAIL)
+    assert len(study.trials) == 1  # a read the next ask would reuse
+    study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+    retry = study.ask()
+    assert retry.number == 1 and retry.user_attrs.get("retry_of") == 0
+    assert retry.suggest_categorical("a", list(range(8))) == t.params["a"]
+    study.tell(retry, 1.0)
+    stored = optuna.load_study(study_name=study.study_name, storage=f"sqlite:///{tmp_path / 'q.db'}").trials
+    assert [x.state for x in stored] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["one-transaction", "fallback"])
+def test_bad_writes_fail_at_once_and_the_trial_can_still_be_failed(tmp_path: Path, fast: bool) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    store = BatchedStorage(open_storage(url))
+    store._fast = fast and store._fast
+    if not fast:
+        store._inner = optuna.storages.get_storage(store._rdb)
+    study = optuna.create_study(storage=store)
+    t = study.ask()
+    t.suggest_categorical("a", [1, 2])
+    study.tell(t, 1.0)
+    t = study.ask()
+    with pytest.raises(ValueError):  # another distribution under a stored name, as Optuna says
+        t.suggest_categorical("a", [1, 2, 3])
+    with pytest.raises(TypeError):  # not JSON
+        t.set_user_attr("val_accuracy", object())
+    t.set_user_attr("fail_reason", "bad parameters")
+    study.tell(t, state=TrialState.FAIL)
+    stored = optuna.load_study(study_name=study.study_name, storage=url).trials
+    assert [x.state for x in stored] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert stored[1].user_attrs == {"fail_reason": "bad parameters"} and stored[1].params == {}
