@@ -210,6 +210,50 @@ def _check_writable_folder(folder: Path, flag: str) -> None:
                 pass
 
 
+def _new_paths(config: Any) -> tuple[Path | None, list[Path]]:
+    """The SQLite store file (when new) and the paths beside it and the artifacts folder a
+    search would create that do not exist yet."""
+    from hadanas.search._store import default_artifact_dir, sqlite_path
+
+    paths = []
+    db = sqlite_path(config.storage)
+    if db is not None:
+        paths += [db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal")]
+    if config.benchmark_file is None:  # the folder and its missing parents, deepest first
+        art = (Path(config.artifacts) if config.artifacts else default_artifact_dir(config.storage)).resolve()
+        while not art.exists() and art != art.parent:
+            paths.append(art)
+            art = art.parent
+    new = [p.resolve() for p in paths if not p.exists()]
+    return (db.resolve() if db is not None and db.resolve() in new else None), new
+
+
+def _remove_if_unused(created: tuple[Path | None, list[Path]]) -> None:
+    """Remove what a search that failed on bad input created: a new SQLite file without
+    trials, empty folders. A file holding a trial stays."""
+    import sqlite3
+
+    db, paths = created
+    if db is not None and db.is_file():
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+                stored = "trials" in tables and con.execute("select count(*) from trials").fetchone()[0]
+            con.close()
+        except sqlite3.Error:
+            stored = True  # unreadable: keep it
+        if not stored:
+            for p in paths:
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+    for p in paths:
+        if p.is_dir():
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from hadanas._logging import enable_cli_logging
     from hadanas.config import SearchConfig, load_yaml_config
@@ -218,15 +262,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items()
              if k not in ("command", "config", "quiet") and v is not None}
     config = SearchConfig.from_mapping(flags, config, source="command line")
-    out = Path(config.out)
-    try:  # fail now, not after hours of search
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".hadanas-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"--out '{out}' cannot be created or written ({exc.strerror}); "
-                          "pass a writable folder.") from None
+    _check_writable_folder(Path(config.out), "--out")  # fail now, not after hours of search
     if config.benchmark_file is None and config.artifacts is not None:
         _check_writable_folder(Path(config.artifacts), "--artifacts")  # before the store is created
     import logging
@@ -238,7 +274,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from hadanas.dashboards import write_report
     from hadanas.search import load_study, open_storage, run_search
 
-    result = run_search(config)
+    created = _new_paths(config)
+    try:
+        result = run_search(config)
+    except HadanasError:
+        _remove_if_unused(created)  # bad input leaves nothing behind
+        raise
     study = load_study(open_storage(config.storage), result.study_name)
     report = write_report(study, Path(config.out) / "report.html")
     header, rows, _ = _front_rows(study)
@@ -288,7 +329,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     seeds = list(range(config.seed, config.seed + args.seeds))
     res = run_ablation(config, seeds, spaces, out=config.out, progress=say)
     if args.json:
-        print(json.dumps(res.to_dict(), indent=2))
+        print(json.dumps(res.to_dict(), indent=2, allow_nan=False))
         return 0
     print("\n" + format_ablation(res))
     print(f"\nwall time {res.wall_time_s:.1f} s | overlaid fronts {res.report} | "

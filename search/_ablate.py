@@ -95,7 +95,8 @@ class AblationResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """Plain JSON values; a missing number (no feasible trial, an unknown wall time) is None."""
+        return _json_safe({
             "dataset": self.dataset, "seeds": self.seeds, "spaces": self.spaces,
             "objectives": self.objectives,
             "normalisation": {"scale": self.scale, "reference": self.reference,
@@ -114,7 +115,17 @@ class AblationResult:
                              "front_architectures": self.n_front},
             "report": str(self.report) if self.report else None,
             "wall_time_s": self.wall_time_s,
-        }
+        })
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 def _check(base: SearchConfig, seeds: Sequence[int], spaces: Sequence[str] | None) -> tuple[list[str], bool]:
@@ -125,6 +136,8 @@ def _check(base: SearchConfig, seeds: Sequence[int], spaces: Sequence[str] | Non
 
     if not seeds:
         raise ConfigError("an ablation needs at least one seed (--seeds N with N >= 1).")
+    for seed in seeds:  # every seed is a valid search seed, before the first study runs
+        base.replace(seed=seed)
     if "accuracy" not in base.objectives or len(base.objectives) < 2:
         raise ConfigError("an ablation's objectives must include accuracy and at least one cost "
                           f"(flops, params, latency), but got {','.join(base.objectives)}.")
@@ -150,9 +163,14 @@ def _check(base: SearchConfig, seeds: Sequence[int], spaces: Sequence[str] | Non
 def _check_existing(study: Any, config: SearchConfig) -> None:
     """A stored study of the same name must have been run with the same budget."""
     stored = study.user_attrs.get("config") or {}
-    for key in ("space", "dataset", "epochs", "subset", "seed", "sampler", "data_seed", "batch_size",
-                "lr", "weight_decay", "population"):
-        if key in stored and stored[key] != getattr(config, key):
+
+    def same(a: Any, b: Any) -> bool:
+        return (list(a) == list(b)) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+
+    for key in ("space", "dataset", "objectives", "epochs", "subset", "seed", "sampler", "data_seed",
+                "batch_size", "lr", "weight_decay", "population", "max_flops", "max_params",
+                "early_stopping", "eta", "min_epochs", "precision"):
+        if key in stored and not same(stored[key], getattr(config, key)):
             raise ConfigError(
                 f"study '{study.study_name}' was run with {key}={stored[key]!r}, not "
                 f"{getattr(config, key)!r}; use the same budget to resume it, or another --storage."
@@ -206,9 +224,11 @@ def run_ablation(base: SearchConfig, seeds: Sequence[int], spaces: Sequence[str]
             if not started_ray:  # Ray up before the first run, so that its workers are kept
                 started_ray = _init_ray(config)
             result = run_search(config, keep_workers=True)
-            wall[(space, seed)] = result.wall_time_s
             st = optuna.load_study(study_name=study_name, storage=storage)
-            st.set_user_attr("ablation_wall_time_s", result.wall_time_s)
+            before = st.user_attrs.get("ablation_wall_time_s")  # a resumed study: add its earlier part
+            total = result.wall_time_s + (before if isinstance(before, (int, float)) and math.isfinite(before) else 0.0)
+            wall[(space, seed)] = total
+            st.set_user_attr("ablation_wall_time_s", total)
             best = f"{result.best_accuracy:.4f}" if result.best_accuracy is not None else "-"
             say(f"[{i}/{len(plan)}] {study_name}: {result.completed} completed, {result.failed} failed, "
                 f"front {len(result.front)}, best accuracy {best}, {result.wall_time_s:.0f} s")
@@ -225,7 +245,7 @@ def run_ablation(base: SearchConfig, seeds: Sequence[int], spaces: Sequence[str]
         import json
 
         res.wall_time_s = time.perf_counter() - t0
-        (Path(out) / "ablation.json").write_text(json.dumps(res.to_dict(), indent=2) + "\n",
+        (Path(out) / "ablation.json").write_text(json.dumps(res.to_dict(), indent=2, allow_nan=False) + "\n",
                                                  encoding="utf-8")
     res.wall_time_s = time.perf_counter() - t0
     return res

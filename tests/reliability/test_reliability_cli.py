@@ -113,3 +113,23 @@ def test_names_with_control_characters_stay_on_one_line(store: str, capsys: pyte
         one_line(lines[0])
 
     check()
+
+
+@pytest.mark.parametrize("argv", [["--resume"], ["--dataset", "nosuch"], ["--space", "nosuch"],
+                                  ["--space", "fusion"], ["--resume", "--artifacts", "weights/deep"]])
+def test_a_search_refused_for_bad_input_leaves_nothing_behind(
+        argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--subset", "100", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hadanas: error:") and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no store, no folders
+
+
+def test_a_refused_resume_keeps_a_store_that_holds_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    study = optuna.create_study(storage="sqlite:///hadanas.db", study_name="kept")
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    assert main(["search", "--resume", "--study", "other", "--subset", "100"]) == 2
+    assert len(optuna.load_study(study_name="kept", storage="sqlite:///hadanas.db").trials) == 1

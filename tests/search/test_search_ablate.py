@@ -110,6 +110,30 @@ def test_a_stored_study_with_another_budget_is_refused(tiny_ablation: dict,
     assert len(err.splitlines()) == 1 and "epochs=1" in err
 
 
+@pytest.mark.parametrize("yaml, stored", [("objectives: [accuracy, params]", "['accuracy', 'flops']"),
+                                          ("max_flops: 1000", "max_flops=None")])
+def test_a_stored_study_with_other_objectives_or_constraints_is_refused(
+        tiny_ablation: dict, yaml: str, stored: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    storage = open_storage(tiny_ablation["url"], create=False)
+    before = {s.study_name: storage.get_n_trials(s._study_id) for s in storage.get_all_studies()}
+    (tmp_path / "c.yaml").write_text(yaml + "\n", encoding="utf-8")
+    assert main([*tiny_ablation["argv"], "--config", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and stored in err, err
+    assert {s.study_name: storage.get_n_trials(s._study_id) for s in storage.get_all_studies()} == before
+
+
+def test_summary_json_is_strict_when_numbers_are_missing(tiny_ablation: dict) -> None:
+    from hadanas.search._ablate import summarise_ablation
+
+    storage = open_storage(tiny_ablation["url"], create=False)
+    studies = {(sp, 0): f"ablate-digits-{sp}-s0" for sp in ("full", "conventional")}
+    res = summarise_ablation(storage, "digits", [0], ["full", "conventional"], studies,
+                             ["accuracy", "flops"], wall=None)  # wall times unknown: NaN
+    text = json.dumps(res.to_dict(), allow_nan=False)
+    assert json.loads(text)["spaces_summary"][0]["wall_time_s"] == [None]
+
+
 def test_default_spaces_and_names() -> None:
     one, two = ablation_spaces(False), ablation_spaces(True)
     assert one[:2] == ["full", "conventional"] and two[:2] == ["fusion", "fusion-conventional"]
@@ -138,6 +162,7 @@ def test_fusion_ablation_spaces_drop_their_family(family: str) -> None:
     (["--trials", "0"], "trials"),
     (["--objectives", "flops,params"], "must include accuracy"),
     (["--objectives", "accuracy"], "must include accuracy and at least one cost"),
+    (["--seed", "4294967295", "--seeds", "2"], "'seed' must be an integer 0..4294967295"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], needle: str, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
