@@ -73,6 +73,8 @@ class BatchedStorage(BaseStorage):
         self._lock = threading.RLock()
         #: commits made on behalf of held trials (for benchmarks and tests)
         self.commits = 0
+        #: system attrs every trial this process asks for is created with (same transaction)
+        self.creation_attrs: dict[str, Any] = {}
 
     # -- the trials this process holds ---------------------------------------------------
     def _hold(self, trial_id: int, trial: FrozenTrial | None = None, study_id: int | None = None) -> None:
@@ -178,6 +180,8 @@ class BatchedStorage(BaseStorage):
             trial_id = self._inner.create_new_trial(study_id, template_trial)
             with self._lock:
                 if template_trial is None:  # study.ask(): a RUNNING trial this process fills in
+                    for k, v in self.creation_attrs.items():
+                        self._inner.set_trial_system_attr(trial_id, k, v)
                     self._hold(trial_id, study_id=study_id)
                 elif study_id in self._caches:
                     # A queued trial (enqueue_trial): the next read must see it, even within
@@ -185,7 +189,14 @@ class BatchedStorage(BaseStorage):
                     self._caches[study_id].read_at = -1e9
             return trial_id
         # Optuna's read cache learns of the trial on its next read of the study
-        frozen = self._rdb._create_new_trial(study_id, None)
+        template = None
+        if self.creation_attrs:  # a RUNNING trial created with its system attrs in one transaction
+            template = FrozenTrial(
+                number=0, state=TrialState.RUNNING, value=None, values=None,
+                datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
+                distributions={}, user_attrs={}, system_attrs=copy.deepcopy(self.creation_attrs),
+                intermediate_values={}, trial_id=0)
+        frozen = self._rdb._create_new_trial(study_id, template)
         with self._lock:
             self._hold(frozen._trial_id, frozen, study_id)
         return frozen._trial_id

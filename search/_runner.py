@@ -309,10 +309,21 @@ def _open_study(config: SearchConfig, storage: Any) -> optuna.Study:
     return study
 
 
-def _reconcile_stale(study: optuna.Study) -> int:
-    """Mark trials left RUNNING/WAITING by a dead driver as FAIL and queue their specs again."""
+def _reconcile_stale(study: optuna.Study, me: dict[str, Any] | None = None) -> int:
+    """Mark trials left RUNNING by a dead driver as FAIL and queue their specs again; a live
+    driver's trials (another process running the same study) are left alone."""
+    from hadanas.search._drivers import DRIVER_KEY, driver_alive, driver_identity
+
+    me = me or driver_identity()
+    beats = study._storage.get_study_system_attrs(study._study_id)
     n = 0
+    live: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.system_attrs.get(DRIVER_KEY)
+        if driver_alive(owner, beats, me):
+            where = f"{owner.get('host')} pid {owner.get('pid')}"
+            live[where] = live.get(where, 0) + 1
+            continue
         study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
                                            "the search driver stopped before the trial finished")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -320,15 +331,19 @@ def _reconcile_stale(study: optuna.Study) -> int:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
                                                       "attempt": int(t.user_attrs.get("attempt", 0)) + 1})
         n += 1
+    for where, k in live.items():
+        log.info("resume: %d running trial(s) belong to a live search driver (%s): left running", k, where)
     return n
 
 
 class _RayExecutor:
     """Runs jobs on the actor pool; ``wait`` returns one finished job at a time."""
 
-    def __init__(self, config: SearchConfig, started_ray: bool, keep: bool) -> None:
+    def __init__(self, config: SearchConfig, started_ray: bool, keep: bool,
+                 idle: Any = None) -> None:
         import ray
 
+        self.idle = idle  # called while waiting for a trial (the driver's heartbeat)
         self.ray = ray
         self.started_ray = started_ray
         self.keep = keep and not started_ray
@@ -363,7 +378,14 @@ class _RayExecutor:
     def wait(self) -> tuple[Any, dict[str, Any]]:
         from ray.exceptions import RayActorError, WorkerCrashedError
 
-        ready, _ = self.ray.wait(list(self.pending), num_returns=1)
+        from hadanas.search._drivers import BEAT_S
+
+        while True:
+            ready, _ = self.ray.wait(list(self.pending), num_returns=1,
+                                     timeout=BEAT_S if self.idle is not None else None)
+            if ready:
+                break
+            self.idle()
         token, worker = self.pending.pop(ready[0])
         try:
             out = self.ray.get(ready[0])
@@ -471,8 +493,14 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
     if not benchmark:
         art_dir.mkdir(parents=True, exist_ok=True)
         store = FileSystemArtifactStore(str(art_dir))
+    from hadanas.search._drivers import DRIVER_KEY, Heartbeat, driver_identity
+
+    me = driver_identity()  # every trial this run asks for records it; a heartbeat says it lives
+    storage.creation_attrs = {DRIVER_KEY: me}
+    heartbeat = Heartbeat(study, me)
+    heartbeat(force=True)
     if config.resume:
-        n = _reconcile_stale(study)
+        n = _reconcile_stale(study, me)
         if n:
             log.info("resume: %d unfinished trial(s) marked failed and queued again", n)
 
@@ -522,7 +550,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
         runner: Any = _InlineExecutor(lambda job: run_table_job(job, table, space))
     else:
         started_ray = _init_ray(config)
-        runner = _RayExecutor(config, started_ray, keep_workers)
+        runner = _RayExecutor(config, started_ray, keep_workers, idle=heartbeat)
         if board is not None:
             import ray
 
@@ -596,7 +624,10 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
         if asked >= max_asks:
             return False
         asked += 1
+        heartbeat()
         trial = study.ask()
+        if DRIVER_KEY not in trial.storage.get_trial_system_attrs(trial._trial_id):  # a queued trial
+            trial.storage.set_trial_system_attr(trial._trial_id, DRIVER_KEY, me)
         attempt = int(trial.user_attrs.get("attempt", 0))
         try:
             spec = space.suggest(trial)

@@ -117,3 +117,52 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path: Path
     print(f"\nkilled driver: {len(done_before)} complete and {len(stale)} RUNNING at the kill; after --resume "
           f"{len(complete)} complete, {len(done_before)} kept unchanged, {len(stale)} reconciled, "
           f"{len(after)} trials in all")  # shown with -s
+
+
+@pytest.mark.slow
+def test_resume_leaves_a_live_drivers_trials_running(tmp_path: Path) -> None:
+    # Two drivers on one study: the second one's --resume must not fail the first one's
+    # running trial; once the first is killed, its trial is stale and is reconciled.
+    from hadanas.search._drivers import DRIVER_KEY
+    from hadanas.search._runner import _reconcile_stale
+
+    proc = _start(tmp_path, "--trials", "2", "--epochs", "60", "--max-concurrent", "1", "--study", "live")
+    try:
+        running = _wait_for(lambda: next((t for t in _trials(tmp_path, "live") if t.state == TrialState.RUNNING
+                                          and "worker_pid" in t.user_attrs), None), proc)
+        owner = running.system_attrs[DRIVER_KEY]
+        assert owner["pid"] == proc.pid and owner["host"] and owner["run"]
+        study = optuna.load_study(study_name="live", storage=open_storage(f"sqlite:///{tmp_path / 'hadanas.db'}"))
+        assert any(k.startswith("hadanas:beat:") for k in study._storage.get_study_system_attrs(study._study_id))
+        assert _reconcile_stale(study) == 0
+        assert _trials(tmp_path, "live")[running.number].state == TrialState.RUNNING
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert _reconcile_stale(study) == 1
+        after = _trials(tmp_path, "live")
+        assert after[running.number].state == TrialState.FAIL
+        assert [t.user_attrs.get("retry_of") for t in after if t.state == TrialState.WAITING] == [running.number]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_remote_driver_is_live_while_its_heartbeat_is_young() -> None:
+    import time as _time
+
+    from hadanas.search._drivers import BEAT_PREFIX, GRACE_S, driver_alive, driver_identity
+
+    me = driver_identity()
+    other = {"host": me["host"] + "-elsewhere", "pid": 1234, "start": 5, "run": "abc"}
+    now = _time.time()
+    assert driver_alive(other, {BEAT_PREFIX + "abc": now - 5}, me, now)
+    assert not driver_alive(other, {BEAT_PREFIX + "abc": now - GRACE_S - 1}, me, now)
+    assert not driver_alive(other, {}, me, now)
+    assert not driver_alive(None, {}, me, now)  # no owner recorded
+    assert driver_alive(me, {}, me, now)  # this run
+    assert not driver_alive({**me, "run": "earlier"}, {}, me, now)  # an earlier run of this process
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert not driver_alive({**me, "pid": dead.pid, "run": "x"}, {}, me, now)
+    assert not driver_alive({**me, "pid": os.getppid(), "start": -1, "run": "x"}, {}, me, now)  # pid reused
+    assert driver_alive({**me, "pid": os.getppid(), "start": None, "run": "x"}, {}, me, now)
