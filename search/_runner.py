@@ -57,7 +57,9 @@ def _constraints(trial: FrozenTrial) -> list[float]:
     return list(trial.user_attrs.get("constraints", [0.0]))
 
 
-def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(config: SearchConfig, space: SearchSpace | None = None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of ``config`` (``space``: the searched space, default
+    ``config.space``; the local search compares architectures through it)."""
     constrained = config.max_flops is not None or config.max_params is not None
     cf = _constraints if constrained else None
     name = config.sampler
@@ -68,7 +70,7 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
 
         return LocalSearchSampler(seed=config.seed, constraints_func=cf,
                                   n_startup_trials=min(10, max(2, config.trials // 10)),
-                                  resolve=get_space(config.space).resolve)
+                                  resolve=(space or get_space(config.space)).resolve)
     if name == "nsga2":
         pop = config.population or max(8, min(50, config.trials // 4))
         return optuna.samplers.NSGAIISampler(population_size=pop, seed=config.seed, constraints_func=cf)
@@ -256,7 +258,7 @@ def _slots(config: SearchConfig) -> int:
     return n
 
 
-def _open_study(config: SearchConfig, storage: Any) -> optuna.Study:
+def _open_study(config: SearchConfig, storage: Any, space: SearchSpace | None = None) -> optuna.Study:
     from datetime import datetime, timezone
 
     names = {s.study_name: s for s in storage.get_all_studies()}
@@ -290,7 +292,7 @@ def _open_study(config: SearchConfig, storage: Any) -> optuna.Study:
                 )
     study = optuna.create_study(
         storage=storage, study_name=name, directions=config.directions,
-        sampler=make_sampler(config), load_if_exists=True,
+        sampler=make_sampler(config, space), load_if_exists=True,
     )
     if "hadanas_version" not in study.user_attrs:
         art = Path(config.artifacts).resolve() if config.artifacts else default_artifact_dir(config.storage)
@@ -484,7 +486,7 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
                 f"the artifacts folder '{art}' cannot be created or written ({exc.strerror}); "
                 "pass --artifacts with a writable folder."
             ) from None
-    study = _open_study(config, storage)
+    study = _open_study(config, storage, space)
     if "input_shapes" not in study.user_attrs:
         study.set_user_attr("input_shapes", input_shapes)
         study.set_user_attr("num_classes", num_classes)
