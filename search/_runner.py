@@ -72,10 +72,11 @@ def make_sampler(config: SearchConfig, space: SearchSpace | None = None) -> optu
                                   n_startup_trials=min(10, max(2, config.trials // 10)),
                                   resolve=(space or get_space(config.space)).resolve)
     if name == "nsga2":
+        # Optuna's samplers read the constraints each trial records (Trial.set_constraint).
         pop = config.population or max(8, min(50, config.trials // 4))
-        return optuna.samplers.NSGAIISampler(population_size=pop, seed=config.seed, constraints_func=cf)
+        return optuna.samplers.NSGAIISampler(population_size=pop, seed=config.seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=config.seed, constraints_func=cf, multivariate=True,
+        return optuna.samplers.TPESampler(seed=config.seed, multivariate=True,
                                           n_startup_trials=min(10, max(2, config.trials // 4)))
     return optuna.samplers.RandomSampler(seed=config.seed)
 
@@ -645,6 +646,8 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
             violations.append(float(flops - config.max_flops))
         if config.max_params is not None:
             violations.append(float(params - config.max_params))
+        for i, v in enumerate(violations):  # what Optuna's samplers read (named as they name a list)
+            trial.set_constraint(str(i), v)
         base = {"spec": spec.to_dict(), "fingerprint": fp, "params": params, "flops": flops,
                 "constraints": violations or [0.0], "summary": spec.summary()}
         if benchmark:

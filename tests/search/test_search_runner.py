@@ -115,7 +115,19 @@ def test_duplicates_constraints_and_resume(ray_session: None, tmp_path: Path) ->
     for t in ts:
         assert t.user_attrs["status"] == "infeasible" and t.user_attrs["epochs"] == 0
         assert t.user_attrs["constraints"][0] == t.user_attrs["params"] - 10 > 0
+        assert t.constraints == {"0": t.user_attrs["constraints"][0]}  # what Optuna's samplers read
     assert front_trials(study) == []
+
+
+def test_constrained_samplers_use_the_trials_constraints_without_warnings() -> None:
+    import warnings
+
+    from hadanas.search import make_sampler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna 5 deprecates constraints_func
+        for name in ("auto", "nsga2", "tpe", "local", "random"):
+            make_sampler(SearchConfig(max_flops=1e6, sampler=name))
 
 
 def test_study_objective_mismatch_is_refused(tiny_search: dict) -> None:
