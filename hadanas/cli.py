@@ -454,12 +454,27 @@ def _one_line(message: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in message.strip())
 
 
+_TERMINATED: list[bool] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (a scheduler or ``kill``): stop as Ctrl-C does, running trials marked failed."""
+    _TERMINATED.append(True)  # the interrupt may be re-raised as a plain one on its way up
+    raise KeyboardInterrupt()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in ("search", "ablate"):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _COMMANDS[args.command](args)
     except HadanasError as exc:
@@ -479,9 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hadanas: error: the input is nested too deeply.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("hadanas: interrupted; completed trials are stored (continue with --resume).",
+        what = "terminated" if _TERMINATED else "interrupted"
+        print(f"hadanas: {what}; completed trials are stored (continue with --resume).",
               file=sys.stderr)
-        return 130
+        return 143 if _TERMINATED else 130
     except Exception as exc:
         if os.environ.get("HADANAS_DEBUG"):
             raise

@@ -223,6 +223,22 @@ def _init_ray(config: SearchConfig) -> bool:
 
     if ray.is_initialized():
         return False
+    import signal
+    import threading
+
+    # Ray's core installs its own SIGTERM handler (it aborts the process); give back the
+    # caller's Python handler (the CLI stops cleanly on SIGTERM, failing running trials).
+    main = threading.current_thread() is threading.main_thread()
+    term = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        _ray_init(config, ray)
+    finally:
+        if callable(term):
+            signal.signal(signal.SIGTERM, term)
+    return True
+
+
+def _ray_init(config: SearchConfig, ray: Any) -> None:
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
                               "log_to_driver": True}
     if config.ray_address:
@@ -236,7 +252,6 @@ def _init_ray(config: SearchConfig) -> bool:
             raise ConfigError(f"cannot attach to the Ray cluster at '{config.ray_address}': {msg}") from None
     else:
         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
-    return True
 
 
 def _slots(config: SearchConfig) -> int:
@@ -381,14 +396,12 @@ class _RayExecutor:
     def wait(self) -> tuple[Any, dict[str, Any]]:
         from ray.exceptions import RayActorError, WorkerCrashedError
 
-        from hadanas.search._drivers import BEAT_S
-
-        while True:
-            ready, _ = self.ray.wait(list(self.pending), num_returns=1,
-                                     timeout=BEAT_S if self.idle is not None else None)
+        while True:  # short waits: Ctrl-C and the heartbeat are served between them
+            ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=1.0)
             if ready:
                 break
-            self.idle()
+            if self.idle is not None:
+                self.idle()
         token, worker = self.pending.pop(ready[0])
         try:
             out = self.ray.get(ready[0])

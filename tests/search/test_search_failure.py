@@ -166,3 +166,27 @@ def test_a_remote_driver_is_live_while_its_heartbeat_is_young() -> None:
     assert not driver_alive({**me, "pid": dead.pid, "run": "x"}, {}, me, now)
     assert not driver_alive({**me, "pid": os.getppid(), "start": -1, "run": "x"}, {}, me, now)  # pid reused
     assert driver_alive({**me, "pid": os.getppid(), "start": None, "run": "x"}, {}, me, now)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signalled_driver_stops_promptly_and_fails_its_running_trials(
+        tmp_path: Path, sig: signal.Signals, code: int, word: str) -> None:
+    proc = _start(tmp_path, "--trials", "2", "--epochs", "200", "--max-concurrent", "1", "--study", "sig")
+    try:
+        _wait_for(lambda: any(t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs
+                              for t in _trials(tmp_path, "sig")), proc)
+        t0 = time.time()
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+        took = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, out[-2000:]
+    assert f"hadanas: {word}; completed trials are stored" in out
+    assert took < 30, f"took {took:.1f} s to stop"
+    trials = _trials(tmp_path, "sig")
+    assert trials and not any(t.state == TrialState.RUNNING for t in trials)
+    assert any(t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == "the search was interrupted"
+               for t in trials)
