@@ -192,6 +192,12 @@ def pareto_data(src: Source, hover: bool = True) -> ParetoData:
     if feasible.any():
         idx = np.flatnonzero(feasible)
         on_front[idx[pareto_mask(to_minimization(values[idx], r.directions))]] = True
+    seen: set[Any] = set()  # an architecture on the front twice (a duplicate trial) counts once
+    for i in sorted(np.flatnonzero(on_front), key=lambda i: trials[i].number):
+        key = trials[i].attrs.get("fingerprint") or tuple(values[i])
+        if key in seen:
+            on_front[i] = False
+        seen.add(key)
     labels = [_esc(o) for o in r.objectives]
     texts = [_hover(t, r.objectives, t.values or (), labels) if hover else "" for t in trials]
     failed = [t for t in r.trials if t.state == "FAIL"]
@@ -643,6 +649,13 @@ def compare_data(studies: Sequence[StudyRecords], reference: Sequence[float] | N
     for trials, v in per:
         mask = pareto_mask(to_minimization(v, first.directions)) if len(v) else np.zeros(0, bool)
         idx = np.flatnonzero(mask)
+        keep, seen = [], set()  # equal points (a duplicate trial) once
+        for i in sorted(idx, key=lambda i: trials[i].number):
+            key = tuple(v[i])
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        idx = np.array(sorted(keep), dtype=int)
         if m > 1:
             idx = idx[np.argsort(v[idx, 1], kind="stable")]
         fronts.append(v[idx])

@@ -298,7 +298,8 @@ def summarise_ablation(storage: Any, dataset: str, seeds: Sequence[int], spaces:
             v = values[(space, seed)]
             hv.append(hypervolume(normalised(v), ref) if len(v) else 0.0)
             acc.append(float(v[:, acc_col].max()) if len(v) else math.nan)
-            fs.append(int(pareto_mask(to_minimization(v, directions)).sum()) if len(v) else 0)
+            # distinct points: a duplicate architecture on the front counts once
+            fs.append(len(np.unique(v[pareto_mask(to_minimization(v, directions))], axis=0)) if len(v) else 0)
             done.append(len(v))
             wt.append(float((wall or {}).get((space, seed), math.nan)))
         summaries.append(SpaceSummary(space, hv, acc, fs, done, wt))

@@ -90,14 +90,22 @@ def feasible_complete(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def front_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The feasible, completed, non-dominated trials of ``study``, by trial number."""
+    """The feasible, completed, non-dominated trials of ``study``, by trial number; an
+    architecture on it more than once (a duplicate trial answered from the store) is listed
+    once, as its first trial."""
     trials = feasible_complete(study)
     if not trials:
         return []
     directions = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize"
                   for d in study.directions]
     mask = pareto_mask(to_minimization(np.array([t.values for t in trials]), directions))
-    return [t for t, m in zip(trials, mask) if m]
+    front, seen = [], set()
+    for t, m in sorted(zip(trials, mask), key=lambda tm: tm[0].number):
+        key = t.user_attrs.get("fingerprint") or tuple(t.values)
+        if m and key not in seen:
+            seen.add(key)
+            front.append(t)
+    return front
 
 
 # Idle actors kept between searches of one process (tests, benchmarks, ablations), keyed by
@@ -251,7 +259,17 @@ def _ray_init(config: SearchConfig, ray: Any) -> None:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"cannot attach to the Ray cluster at '{config.ray_address}': {msg}") from None
     else:
-        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        import logging
+
+        # A runtime of our own on this machine: Ray's notice that it enabled token
+        # authentication for it is noise on every run (attaching to a cluster keeps it).
+        notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        level = notice.level
+        notice.setLevel(logging.ERROR)
+        try:
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        finally:
+            notice.setLevel(level)
 
 
 def _slots(config: SearchConfig) -> int:

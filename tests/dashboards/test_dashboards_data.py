@@ -65,13 +65,13 @@ def test_pareto_data_front_infeasible_failed_running() -> None:
         trial(3, (0.95, 10.0), status="infeasible"),  # would dominate all, never trained
         trial(4, None, "FAIL", flops=30, params=7, fail_reason="non-finite loss"),
         trial(5, None, "RUNNING"),
-        trial(6, (0.9, 100.0), status="duplicate"),  # a twin of a front point stays on it
+        trial(6, (0.9, 100.0), status="duplicate"),  # a twin of a front point: the front lists it once
         trial(7, (float("nan"), 5.0)),  # non-finite: not plotted
         trial(8, None, "FAIL"),  # nothing known: counted, not plotted
     ])
     d = pareto_data(r)
     assert d.numbers == [0, 1, 2, 3, 6]
-    assert d.on_front.tolist() == [True, True, False, False, True]
+    assert d.on_front.tolist() == [True, True, False, False, False]
     assert d.status == ["trained", "trained", "trained", "infeasible", "duplicate"]
     assert d.n_failed == 2 and d.n_running == 1
     assert d.failed_numbers == [4]

@@ -96,6 +96,10 @@ def test_duplicates_constraints_and_resume(ray_session: None, tmp_path: Path) ->
             src = study.trials[t.user_attrs["duplicate_of"]]
             assert src.user_attrs["fingerprint"] == t.user_attrs["fingerprint"]
             assert src.values == t.values
+    # The front lists each architecture once, as the trial that trained it.
+    front = front_trials(study)
+    assert front and len({t.user_attrs["fingerprint"] for t in front}) == len(front)
+    assert all(t.user_attrs["status"] == "trained" for t in front)
 
     # Resume with a larger budget: nothing completed is re-run, numbering continues.
     result2 = run_search(base.replace(trials=13, resume=True, study=None), space=_tiny_space(), keep_workers=True)
