@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,26 @@ def tiny_search(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> 
     return {"storage": url, "study": result.study_name, "result": result, "dir": d}
 
 
+#: Lines the tests with real processes report (trial counts of kills, nodes of a cluster run).
+_EVIDENCE: list[str] = []
+
+
+@pytest.fixture()
+def evidence() -> Any:
+    """``evidence(line)``: a figure printed in the terminal summary at the end of the run."""
+    return _EVIDENCE.append
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """How many inputs the fuzz tests (tests/reliability) tried in this run; also written as
-    JSON to $HADANAS_FUZZ_COUNTS when set."""
+    """What the tests with real processes measured, and how many inputs the fuzz tests
+    (tests/reliability) tried in this run (also written as JSON to $HADANAS_FUZZ_COUNTS when
+    set)."""
     import sys
+
+    if _EVIDENCE:
+        terminalreporter.write_sep("-", "measured by the tests")
+        for line in _EVIDENCE:
+            terminalreporter.write_line(f"  {line}")
 
     fuzz = sys.modules.get("_fuzz")
     if fuzz is None or not fuzz.TRIED:

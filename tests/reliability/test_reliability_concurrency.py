@@ -184,10 +184,10 @@ def _check_study(storage: str, study_name: str, reports: list[dict[str, Any]], t
     return {"trials": len(trials), "writers": len(reports), "per_writer": dict(tags)}
 
 
-def _report(label: str, facts: dict[str, Any], wall: float) -> None:
+def _report(label: str, facts: dict[str, Any], wall: float, evidence: Any) -> None:
     line = (f"{label}: {facts['writers']} processes, {facts['trials']} trials in {wall:.1f} s, "
             f"0 errors, 0 lost, 0 duplicated; per writer {sorted(facts['per_writer'].values())}")
-    print(line)
+    evidence(line)
     out = os.environ.get("HADANAS_RELIABILITY_LOG")
     if out:
         with open(out, "a", encoding="utf-8") as f:
@@ -196,19 +196,19 @@ def _report(label: str, facts: dict[str, Any], wall: float) -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_16_processes_write_one_postgresql_study(fresh_pg: str, tmp_path: Path) -> None:
+def test_16_processes_write_one_postgresql_study(fresh_pg: str, tmp_path: Path, evidence: Any) -> None:
     target = 16
     reports, wall = _run_writers(fresh_pg, "conc-pg", 16, target, tmp_path)
     facts = _check_study(fresh_pg, "conc-pg", reports, target)
     assert facts["writers"] == 16 and len(facts["per_writer"]) >= 2, facts
-    _report("PostgreSQL", facts, wall)
+    _report("PostgreSQL", facts, wall, evidence)
 
 
 @pytest.mark.slow
-def test_4_processes_write_one_sqlite_study(tmp_path: Path) -> None:
+def test_4_processes_write_one_sqlite_study(tmp_path: Path, evidence: Any) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     target = 60  # enough work that one writer cannot finish it before the others start
     reports, wall = _run_writers(url, "conc-sqlite", 4, target, tmp_path)
     facts = _check_study(url, "conc-sqlite", reports, target)
     assert facts["writers"] == 4 and len(facts["per_writer"]) >= 2, facts
-    _report("SQLite", facts, wall)
+    _report("SQLite", facts, wall, evidence)

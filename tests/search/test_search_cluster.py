@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -77,7 +78,7 @@ def two_node_cluster() -> Iterator[dict]:
 
 
 @pytest.mark.slow
-def test_trials_run_on_both_nodes_of_a_ray_cluster(two_node_cluster: dict, tmp_path: Path) -> None:
+def test_trials_run_on_both_nodes_of_a_ray_cluster(two_node_cluster: dict, tmp_path: Path, evidence: Any) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "hadanas", "search", "--ray-address", two_node_cluster["address"],
          "--trials", "4", "--epochs", "2", "--max-concurrent", "2", "--cpus-per-trial", "1",
@@ -89,7 +90,7 @@ def test_trials_run_on_both_nodes_of_a_ray_cluster(two_node_cluster: dict, tmp_p
     assert len(complete) == 4
     nodes = {t.user_attrs["node_id"] for t in complete}
     per_node = Counter(t.user_attrs["node_id"][:8] for t in complete)
-    print(f"\ntwo-node cluster: {len(complete)} trials, per node {dict(per_node)}")  # shown with -s
+    evidence(f"two-node cluster: {len(complete)} trials, per node {dict(per_node)}")
     # One CPU per node and two trials at once: both nodes must have run trials.
     assert len(nodes) == 2, nodes
 

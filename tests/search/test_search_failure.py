@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -44,7 +45,7 @@ def _wait_for(pred, proc: subprocess.Popen, timeout: float = 300.0):  # type: ig
 
 
 @pytest.mark.slow
-def test_killed_worker_fails_the_trial_and_retries_it(tmp_path: Path) -> None:
+def test_killed_worker_fails_the_trial_and_retries_it(tmp_path: Path, evidence: Any) -> None:
     proc = _start(tmp_path, "--trials", "3", "--epochs", "6", "--study", "kw", "--max-retries", "2",
                   "--seed", "1")
     try:
@@ -67,12 +68,12 @@ def test_killed_worker_fails_the_trial_and_retries_it(tmp_path: Path) -> None:
     assert retry[0].user_attrs["worker_pid"] != victim.user_attrs["worker_pid"]
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
     assert not any(t.state == TrialState.RUNNING for t in trials)
-    print(f"\nkilled worker: trial {dead.number} FAIL ({dead.user_attrs['fail_reason'][:60]}), retried as "
-          f"{retry[0].number}; {len(trials)} trials, 3 complete")  # shown with -s
+    evidence(f"killed worker: trial {dead.number} FAIL ({dead.user_attrs['fail_reason'][:60]}), retried as "
+          f"{retry[0].number}; {len(trials)} trials, 3 complete")
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path: Path) -> None:
+def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path: Path, evidence: Any) -> None:
     proc = _start(tmp_path, "--trials", "6", "--epochs", "2", "--study", "kd", "--seed", "2")
     try:
         _wait_for(lambda: sum(t.state == TrialState.COMPLETE for t in _trials(tmp_path, "kd")) >= 2
@@ -114,9 +115,9 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path: Path
     trained = [t.user_attrs["fingerprint"] for t in complete if t.user_attrs["status"] == "trained"]
     assert len(trained) == len(set(trained)), "a completed architecture was trained again"
     assert not any(t.state == TrialState.RUNNING for t in after)
-    print(f"\nkilled driver: {len(done_before)} complete and {len(stale)} RUNNING at the kill; after --resume "
+    evidence(f"killed driver: {len(done_before)} complete and {len(stale)} RUNNING at the kill; after --resume "
           f"{len(complete)} complete, {len(done_before)} kept unchanged, {len(stale)} reconciled, "
-          f"{len(after)} trials in all")  # shown with -s
+          f"{len(after)} trials in all")
 
 
 @pytest.mark.slow
@@ -171,7 +172,7 @@ def test_a_remote_driver_is_live_while_its_heartbeat_is_young() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_signalled_driver_stops_promptly_and_fails_its_running_trials(
-        tmp_path: Path, sig: signal.Signals, code: int, word: str) -> None:
+        tmp_path: Path, sig: signal.Signals, code: int, word: str, evidence: Any) -> None:
     proc = _start(tmp_path, "--trials", "2", "--epochs", "200", "--max-concurrent", "1", "--study", "sig")
     try:
         _wait_for(lambda: any(t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs
@@ -186,6 +187,7 @@ def test_a_signalled_driver_stops_promptly_and_fails_its_running_trials(
     assert proc.returncode == code, out[-2000:]
     assert f"hadanas: {word}; completed trials are stored" in out
     assert took < 30, f"took {took:.1f} s to stop"
+    evidence(f"{sig.name} to a running search: exit {proc.returncode} after {took:.1f} s")
     trials = _trials(tmp_path, "sig")
     assert trials and not any(t.state == TrialState.RUNNING for t in trials)
     assert any(t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == "the search was interrupted"
