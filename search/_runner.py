@@ -332,14 +332,16 @@ def _open_study(config: SearchConfig, storage: Any, space: SearchSpace | None = 
         art = Path(config.artifacts).resolve() if config.artifacts else default_artifact_dir(config.storage)
         cfg = config.to_dict()
         cfg["storage"] = mask_url(config.storage)
+        # hadanas_version last: another process opening the study at the same moment takes
+        # its presence to mean that every other attr is there.
         for k, v in {
-            "hadanas_version": hadanas.__version__,
             "space": config.space,
             "dataset": config.dataset,
             "objectives": list(config.objectives),
             "config": cfg,
             "artifact_dir": str(art),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "hadanas_version": hadanas.__version__,
         }.items():
             study.set_user_attr(k, v)
     return study
