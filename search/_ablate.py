@@ -62,7 +62,7 @@ class SpaceSummary:
         a = np.asarray(v, dtype=float)
         if len(a) == 0:
             return math.nan, math.nan
-        return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+        return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else math.nan  # one seed: no spread
 
     @property
     def hv_mean_std(self) -> tuple[float, float]:
@@ -358,6 +358,8 @@ def write_ablation_report(storage: Any, res: AblationResult, path: Path, storage
 def _fmt_ms(m: float, s: float, digits: int = 4) -> str:
     if math.isnan(m):
         return "-"
+    if math.isnan(s):  # one seed
+        return f"{m:.{digits}f}"
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 

@@ -68,7 +68,7 @@ def test_ablation_table_and_summary(tiny_ablation: dict) -> None:
         every.append(v)
         pts = np.column_stack([1 - v[:, 0], v[:, 1] / scale[1]])
         assert row["hypervolume"][0] == pytest.approx(hypervolume(pts, [1.0, 1.1]))
-        assert 0 < row["hypervolume_mean"] < 1.1 and row["hypervolume_std"] == 0.0
+        assert 0 < row["hypervolume_mean"] < 1.1 and row["hypervolume_std"] is None  # one seed: no spread
         assert f"{row['hypervolume_mean']:.4f}" in out
     assert scale[1] == max(float(v[:, 1].max()) for v in every)
 
