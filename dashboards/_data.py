@@ -24,7 +24,7 @@ from hadanas.dashboards._records import StudyRecords, TrialRecord, records_from_
 from hadanas.exceptions import ConfigError
 from hadanas.search._objectives import ATTR_OF
 from hadanas.search._objectives import format_value as _format_known
-from hadanas.search._pareto import hypervolume, pareto_mask, to_minimization
+from hadanas.search._pareto import first_of_each, hypervolume, pareto_mask, to_minimization
 
 __all__ = [
     "CellEdge",
@@ -192,12 +192,10 @@ def pareto_data(src: Source, hover: bool = True) -> ParetoData:
     if feasible.any():
         idx = np.flatnonzero(feasible)
         on_front[idx[pareto_mask(to_minimization(values[idx], r.directions))]] = True
-    seen: set[Any] = set()  # an architecture on the front twice (a duplicate trial) counts once
-    for i in sorted(np.flatnonzero(on_front), key=lambda i: trials[i].number):
-        key = trials[i].attrs.get("fingerprint") or tuple(values[i])
-        if key in seen:
-            on_front[i] = False
-        seen.add(key)
+    keep = first_of_each(np.flatnonzero(on_front), lambda i: trials[i].number,
+                         lambda i: trials[i].attrs.get("fingerprint") or tuple(values[i]))
+    on_front[:] = False
+    on_front[keep] = True
     labels = [_esc(o) for o in r.objectives]
     texts = [_hover(t, r.objectives, t.values or (), labels) if hover else "" for t in trials]
     failed = [t for t in r.trials if t.state == "FAIL"]
@@ -649,13 +647,8 @@ def compare_data(studies: Sequence[StudyRecords], reference: Sequence[float] | N
     for trials, v in per:
         mask = pareto_mask(to_minimization(v, first.directions)) if len(v) else np.zeros(0, bool)
         idx = np.flatnonzero(mask)
-        keep, seen = [], set()  # equal points (a duplicate trial) once
-        for i in sorted(idx, key=lambda i: trials[i].number):
-            key = tuple(v[i])
-            if key not in seen:
-                seen.add(key)
-                keep.append(i)
-        idx = np.array(sorted(keep), dtype=int)
+        idx = np.array(sorted(first_of_each(idx, lambda i: trials[i].number, lambda i: tuple(v[i]))),
+                       dtype=int)
         if m > 1:
             idx = idx[np.argsort(v[idx, 1], kind="stable")]
         fronts.append(v[idx])

@@ -73,7 +73,8 @@ class BatchedStorage(BaseStorage):
         self._lock = threading.RLock()
         #: commits made on behalf of held trials (for benchmarks and tests)
         self.commits = 0
-        #: system attrs every trial this process asks for is created with (same transaction)
+        #: system attrs of every trial this process asks for: written with a new trial (same
+        #: transaction), and with a queued one when this process takes it
         self.creation_attrs: dict[str, Any] = {}
 
     # -- the trials this process holds ---------------------------------------------------
@@ -232,6 +233,8 @@ class BatchedStorage(BaseStorage):
                 ok = self._inner.set_trial_state_values(trial_id, state, values)
                 if ok and state == TrialState.RUNNING:  # a queued trial popped by study.ask()
                     self._hold(trial_id)
+                    for k, v in self.creation_attrs.items():  # as a trial created here would have
+                        self.set_trial_system_attr(trial_id, k, v)
                 return ok
             ok = self._write(h, state, values)
             if ok and state.is_finished():

@@ -5,11 +5,25 @@ Maximised objectives are negated in exactly one place: :func:`to_minimization`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["to_minimization", "pareto_mask", "hypervolume", "nondominated_sort_2d", "FrontTracker"]
+__all__ = ["to_minimization", "pareto_mask", "hypervolume", "nondominated_sort_2d", "FrontTracker",
+           "first_of_each"]
+
+
+def first_of_each(indices: Iterable[int], number: Callable[[int], int],
+                  key: Callable[[int], Hashable]) -> list[int]:
+    """Of ``indices``, the one with the lowest ``number`` for each ``key``, in ``number`` order:
+    a front lists an architecture (or a point) once, as its first trial, not its duplicates."""
+    out, seen = [], set()
+    for i in sorted(indices, key=number):
+        k = key(i)
+        if k not in seen:
+            seen.add(k)
+            out.append(i)
+    return out
 
 
 def to_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:

@@ -26,7 +26,7 @@ from hadanas.config import SearchConfig
 from hadanas.exceptions import ConfigError, StoreError
 from hadanas.search._objectives import format_value, objective_values
 from hadanas.search._batched import BatchedStorage
-from hadanas.search._pareto import FrontTracker, pareto_mask, to_minimization
+from hadanas.search._pareto import FrontTracker, first_of_each, pareto_mask, to_minimization
 from hadanas.search._store import default_artifact_dir, mask_url, open_storage
 from hadanas.spaces import ArchSpec, SearchSpace, build_model, count_flops, count_params, get_space
 
@@ -99,13 +99,9 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     directions = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize"
                   for d in study.directions]
     mask = pareto_mask(to_minimization(np.array([t.values for t in trials]), directions))
-    front, seen = [], set()
-    for t, m in sorted(zip(trials, mask), key=lambda tm: tm[0].number):
-        key = t.user_attrs.get("fingerprint") or tuple(t.values)
-        if m and key not in seen:
-            seen.add(key)
-            front.append(t)
-    return front
+    keep = first_of_each(np.flatnonzero(mask), lambda i: trials[i].number,
+                         lambda i: trials[i].user_attrs.get("fingerprint") or tuple(trials[i].values))
+    return [trials[i] for i in keep]
 
 
 # Idle actors kept between searches of one process (tests, benchmarks, ablations), keyed by
@@ -662,8 +658,6 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
         asked += 1
         heartbeat()
         trial = study.ask()
-        if DRIVER_KEY not in trial.storage.get_trial_system_attrs(trial._trial_id):  # a queued trial
-            trial.storage.set_trial_system_attr(trial._trial_id, DRIVER_KEY, me)
         attempt = int(trial.user_attrs.get("attempt", 0))
         try:
             spec = space.suggest(trial)

@@ -145,3 +145,16 @@ def test_bad_writes_fail_at_once_and_the_trial_can_still_be_failed(tmp_path: Pat
     stored = optuna.load_study(study_name=study.study_name, storage=url).trials
     assert [x.state for x in stored] == [TrialState.COMPLETE, TrialState.FAIL]
     assert stored[1].user_attrs == {"fail_reason": "bad parameters"} and stored[1].params == {}
+
+
+def test_creation_attrs_reach_new_and_queued_trials(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    storage = BatchedStorage(optuna.storages.RDBStorage(url))
+    storage.creation_attrs = {"hadanas:driver": {"pid": 1}}
+    study = optuna.create_study(storage=storage)
+    study.tell(study.ask(), 1.0)
+    study.enqueue_trial({}, user_attrs={"retry_of": 0})
+    study.tell(study.ask(), 2.0)
+    stored = optuna.load_study(study_name=study.study_name, storage=url).trials
+    assert [t.system_attrs.get("hadanas:driver") for t in stored] == [{"pid": 1}, {"pid": 1}]
+    assert stored[1].user_attrs == {"retry_of": 0}
