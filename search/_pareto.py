@@ -134,15 +134,16 @@ class FrontTracker:
         self.front: list[np.ndarray] = []
         if points is not None and len(points):
             pts = np.asarray(points, dtype=float)
-            self.front = [p for p, m in zip(pts, pareto_mask(pts)) if m]
+            self.front = list(np.unique(pts[pareto_mask(pts)], axis=0))  # equal points once
 
     def add(self, point: Sequence[float]) -> bool:
-        """Add ``point``; True when it joins the front."""
+        """Add ``point``; True when it joins the front (a point equal to one on it, such as a
+        duplicate trial's, does not: the front counts distinct points, as its tables do)."""
         p = np.asarray(point, dtype=float)
-        if any(np.all(q <= p) and np.any(q < p) for q in self.front):
+        if any(np.all(q <= p) for q in self.front):  # dominated by, or equal to, a front point
             return False
         self.front = [q for q in self.front if not (np.all(p <= q) and np.any(p < q))]
-        self.front.append(p)  # an equal point joins too, as pareto_mask keeps duplicates
+        self.front.append(p)
         return True
 
     def __len__(self) -> int:

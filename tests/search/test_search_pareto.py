@@ -67,3 +67,12 @@ def test_hypervolume_matches_lattice_count(m: int) -> None:
     p = rng.integers(0, 10, size=(12, m)) / 10.0
     ref = np.ones(m)
     assert hypervolume(p, ref) == pytest.approx(_grid_hv(p, ref, steps=10 if m == 3 else 40))
+
+
+def test_front_tracker_counts_distinct_points() -> None:
+    from hadanas.search._pareto import FrontTracker
+
+    tracker = FrontTracker(np.array([[1.0, 2.0], [1.0, 2.0], [2.0, 1.0], [3.0, 3.0]]))
+    assert len(tracker) == 2
+    assert not tracker.add([1.0, 2.0])  # a duplicate trial's point
+    assert tracker.add([0.5, 0.5]) and len(tracker) == 1
