@@ -714,7 +714,8 @@ def run_search(config: SearchConfig, space: SearchSpace | None = None, *,
         try:
             runner.submit(job, (trial, spec, fp), before)
         except BaseException as exc:  # no worker took it: it must not stay RUNNING
-            _fail_quietly(study, trial, f"not started: {exc}")
+            _fail_quietly(study, trial, "the search was interrupted" if isinstance(exc, KeyboardInterrupt)
+                          else f"not started: {exc}")
             raise
         inflight_fp.add(fp)
         return True

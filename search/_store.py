@@ -99,7 +99,8 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> RDBStora
         ) from None
     except Exception as exc:  # SQLAlchemy: bad URL, unreachable server, bad credentials
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"cannot open storage '{mask_url(url)}': {first[:300]}") from None
+        raise StoreError(f"cannot open storage '{mask_url(url)}': {first[:300]} (expected sqlite:///PATH "
+                         "or postgresql+psycopg://USER@HOST/DB)") from None
 
 
 def _create_rdb(url: str, kwargs: dict[str, Any], attempts: int = 5) -> RDBStorage:
